@@ -1,0 +1,55 @@
+"""Plain data that flows between predictors, adapters and LMs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal, TypedDict
+
+
+class Message(TypedDict):
+    """One chat message, exactly as the OpenAI chat format sends it."""
+
+    role: Literal["system", "user", "assistant"]
+    content: str
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    """Token counts of one call (or a sum of calls)."""
+
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+    @property
+    def total_tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+    def __add__(self, other: Usage) -> Usage:
+        return Usage(
+            self.prompt_tokens + other.prompt_tokens,
+            self.completion_tokens + other.completion_tokens,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class LMRequest:
+    """What a predictor asks of an LM: the messages and any extra request parameters.
+
+    ``params`` holds per-request additions such as ``response_format``; sampling
+    parameters (temperature, max_tokens) belong to the LM and are merged by it.
+    """
+
+    messages: tuple[Message, ...]
+    params: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Completion:
+    """An LM's answer to one request."""
+
+    text: str
+    usage: Usage = Usage()
+    model: str = ""
+    finish_reason: str | None = None
+    #: True when served from the cache (no request was made)
+    cached: bool = False

@@ -1,0 +1,65 @@
+"""What generated signature classes carry: field metadata and precomputed prompt parts.
+
+A generated module defines, per signature, an inputs model, an outputs model and a
+subclass of :class:`Signature` that names both and lists the fields in prompt order.
+Nothing here is built per call.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+from pydantic import BaseModel
+
+
+@dataclass(frozen=True, slots=True)
+class FieldSpec:
+    """One input or output field as the prompt formats describe it.
+
+    All text is computed at generation time by the runtime's own helpers
+    (:mod:`sigforge.runtime.adapters.types`), so generated constants and run-time
+    rebuilding cannot drift apart.
+    """
+
+    name: str
+    #: the type as the prompt names it, e.g. ``list[str]`` or ``Literal['a', 'b']``
+    type_name: str
+    #: the user's description; ``""`` when none was given
+    description: str = ""
+    #: human-readable constraints, e.g. ``greater than or equal to: 0.0``; ``""`` if none
+    constraints: str = ""
+    #: for outputs, the note in the structure section, e.g. ``must be a single float value``
+    type_note: str = ""
+    #: whether the annotation is plain ``str`` (formatted without a type hint)
+    is_str: bool = True
+    #: the field's label in DSPy's saved state, e.g. ``Question:``
+    prefix: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class AdapterPrompts:
+    """The constant prompt parts of one adapter for one signature's declared instructions."""
+
+    #: the whole system message
+    system: str
+    #: the closing request of the final user message ("Respond with ...")
+    output_request: str
+
+
+class Signature:
+    """Base class of generated signatures: a namespace of class attributes, never instantiated."""
+
+    name: ClassVar[str]
+    instructions: ClassVar[str]
+    inputs: ClassVar[type[BaseModel]]
+    outputs: ClassVar[type[BaseModel]]
+    input_fields: ClassVar[tuple[FieldSpec, ...]]
+    output_fields: ClassVar[tuple[FieldSpec, ...]]
+    #: adapter name ("chat", "json") -> prompt parts for ``instructions``
+    prompts: ClassVar[dict[str, AdapterPrompts]]
+    #: JSON schema sent as the ``response_format`` of the JSON adapter
+    output_schema: ClassVar[dict[str, object]]
+
+    def __init__(self) -> None:  # pragma: no cover - guard
+        raise TypeError(f"{type(self).__name__} is a signature description; use its predictors")
