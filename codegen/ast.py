@@ -1,0 +1,138 @@
+"""The syntax tree of a `.sig` file: frozen dataclasses, every node with its source span."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+
+@dataclass(frozen=True, slots=True)
+class Span:
+    """1-based line and column of the first character, and of the character after the last."""
+
+    line: int
+    column: int
+    end_line: int
+    end_column: int
+
+
+# ---------------------------------------------------------------- values
+
+
+@dataclass(frozen=True, slots=True)
+class StringValue:
+    value: str
+    span: Span
+
+
+@dataclass(frozen=True, slots=True)
+class NumberValue:
+    value: int | float
+    text: str
+    span: Span
+
+
+@dataclass(frozen=True, slots=True)
+class NameValue:
+    """A bare name used as a value: ``True``, ``False``, ``None`` (anything else is an error)."""
+
+    name: str
+    span: Span
+
+
+@dataclass(frozen=True, slots=True)
+class ListValue:
+    items: tuple[Value, ...]
+    span: Span
+
+
+Value = StringValue | NumberValue | NameValue | ListValue
+LiteralArg = StringValue | NumberValue
+
+
+# ---------------------------------------------------------------- types
+
+
+@dataclass(frozen=True, slots=True)
+class TypeRef:
+    """``name`` or ``name[args]``; ``Literal`` takes literal arguments, the rest take types."""
+
+    name: str
+    args: tuple[TypeExpr | LiteralArg, ...] | None
+    span: Span
+    name_span: Span
+
+
+@dataclass(frozen=True, slots=True)
+class TypeExpr:
+    """``A | B | ...``; a single member when there is no ``|``."""
+
+    members: tuple[TypeRef, ...]
+    span: Span
+
+
+# ---------------------------------------------------------------- declarations
+
+
+@dataclass(frozen=True, slots=True)
+class Option:
+    name: str
+    value: Value
+    span: Span
+    name_span: Span
+
+
+@dataclass(frozen=True, slots=True)
+class Doc:
+    text: str
+    span: Span
+
+
+@dataclass(frozen=True, slots=True)
+class Field:
+    direction: Literal["in", "out"]
+    name: str
+    type: TypeExpr
+    options: tuple[Option, ...]
+    description: StringValue | None
+    default: Value | None
+    span: Span
+    name_span: Span
+
+
+@dataclass(frozen=True, slots=True)
+class SignatureDecl:
+    name: str
+    doc: Doc | None
+    fields: tuple[Field, ...]
+    span: Span
+    name_span: Span
+
+
+@dataclass(frozen=True, slots=True)
+class PositionalArg:
+    name: str
+    span: Span
+
+
+@dataclass(frozen=True, slots=True)
+class PredictorDecl:
+    name: str
+    kind: str
+    args: tuple[PositionalArg, ...]
+    options: tuple[Option, ...]
+    span: Span
+    name_span: Span
+    kind_span: Span
+
+
+Declaration = SignatureDecl | PredictorDecl
+
+
+@dataclass(frozen=True, slots=True)
+class SigFile:
+    """One parsed `.sig` file. ``path`` is as the user should see it (relative to the cwd)."""
+
+    path: str
+    doc: Doc | None
+    declarations: tuple[Declaration, ...]

@@ -1,0 +1,216 @@
+"""The template IR: exactly what `templates/module.py.jinja` needs, already as Python source.
+
+Lowering happens here, once: types become annotations, values become literals, and the
+constant prompt parts are computed by the runtime's own adapters (the single
+implementation of the prompt format), so the templates only place text.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+from sigforge.runtime.adapters import ChatAdapter, JSONAdapter
+from sigforge.runtime.adapters.types import field_spec, output_json_schema
+from sigforge.runtime.signature import FieldSpec
+
+from .ast import Span
+from .diagnostics import Diagnostic
+from .extend import run_signature_name
+from .model import CheckedField, CheckedModule, CheckedSignature
+from .pysource import py_literal, py_string_lines
+from .types import uses_literal
+
+ADAPTERS = (ChatAdapter(), JSONAdapter())
+
+
+@dataclass(frozen=True, slots=True)
+class FieldIR:
+    name: str
+    annotation: str
+    #: the right-hand side after ``=`` in the model, or None for a bare annotation
+    model_default: str | None
+    #: the default of the keyword parameter in ``__call__``, or None when required
+    param_default: str | None
+    spec: str
+
+
+@dataclass(frozen=True, slots=True)
+class PromptIR:
+    adapter: str
+    system: str
+    output_request: str
+
+
+@dataclass(frozen=True, slots=True)
+class SignatureIR:
+    name: str
+    docstring: str
+    instructions: str
+    inputs_model: str
+    outputs_model: str
+    define_inputs_model: bool
+    input_fields: tuple[FieldIR, ...]
+    output_fields: tuple[FieldIR, ...]
+    prompts: tuple[PromptIR, ...]
+    output_schema: str
+
+
+@dataclass(frozen=True, slots=True)
+class PredictorIR:
+    name: str
+    base: str
+    kind: str
+    signature: str
+    declared_signature: str
+    inputs_model: str
+    outputs_model: str
+    params: tuple[FieldIR, ...]
+    adapter: str
+
+
+@dataclass(frozen=True, slots=True)
+class ModuleIR:
+    source: str
+    doc: str
+    uses_literal: bool
+    signatures: tuple[SignatureIR, ...]
+    predictors: tuple[PredictorIR, ...]
+    base_classes: tuple[str, ...]
+
+
+def _spec_source(spec: FieldSpec) -> str:
+    """``FieldSpec(...)`` naming only the attributes that differ from their defaults."""
+    parts = [f"name={py_literal(spec.name)}"]
+    for f in dataclasses.fields(FieldSpec):
+        if f.name == "name":
+            continue
+        value = getattr(spec, f.name)
+        if value != f.default:
+            parts.append(f"{f.name}={py_literal(value)}")
+    return f"FieldSpec({', '.join(parts)})"
+
+
+def _field_ir(field: CheckedField) -> tuple[FieldIR, FieldSpec]:
+    constraints = dict(field.constraints)
+    spec = field_spec(
+        field.name,
+        field.type.annotation(),
+        description=field.description,
+        constraints=constraints,
+        is_input=field.direction == "in",
+    )
+    args: list[str] = []
+    if field.has_default:
+        args.append(f"default={py_literal(field.default)}")
+    args += [f"{k}={py_literal(v)}" for k, v in field.constraints]
+    if field.description:
+        args.append(f"description={py_literal(field.description)}")
+    if args == [f"default={py_literal(field.default)}"]:
+        model_default: str | None = py_literal(field.default)
+    else:
+        model_default = f"Field({', '.join(args)})" if args else None
+    param_default = py_literal(field.default) if field.has_default else None
+    return (
+        FieldIR(field.name, field.type.source(), model_default, param_default, _spec_source(spec)),
+        spec,
+    )
+
+
+def _signature_ir(sig: CheckedSignature) -> SignatureIR:
+    base = sig.extends or sig.name
+    inputs = [_field_ir(f) for f in sig.inputs]
+    outputs = [_field_ir(f) for f in sig.outputs]
+    in_specs = tuple(s for _, s in inputs)
+    out_specs = tuple(s for _, s in outputs)
+    prompts = []
+    for adapter in ADAPTERS:
+        parts = adapter.prompts(in_specs, out_specs, sig.instructions)
+        prompts.append(
+            PromptIR(adapter.name, py_string_lines(parts.system), py_string_lines(parts.output_request))
+        )
+    schema = output_json_schema({f.name: f.type.annotation() for f in sig.outputs})
+    doc = sig.instructions
+    if sig.extension_note:
+        doc = f"{doc}\n\n({sig.extension_note})"
+    return SignatureIR(
+        name=sig.name,
+        docstring=doc,
+        instructions=py_string_lines(sig.instructions),
+        inputs_model=f"{base}Inputs",
+        outputs_model=f"{sig.name}Outputs",
+        define_inputs_model=sig.extends is None,
+        input_fields=tuple(f for f, _ in inputs),
+        output_fields=tuple(f for f, _ in outputs),
+        prompts=tuple(prompts),
+        output_schema=py_literal(schema),
+    )
+
+
+def _all_types(module: CheckedModule) -> list[Any]:
+    return [f.type for s in module.signatures for f in (*s.inputs, *s.outputs)]
+
+
+def lower(module: CheckedModule, path: str) -> tuple[ModuleIR | None, list[Diagnostic]]:
+    """Lower a checked, extended module; reports generated names that collide."""
+    diagnostics: list[Diagnostic] = []
+    owners: dict[str, tuple[str, Span]] = {}
+
+    def claim(name: str, owner: str, span: Span) -> None:
+        if name in owners and owners[name][0] != owner:
+            other, other_span = owners[name]
+            diagnostics.append(
+                Diagnostic(
+                    path,
+                    span,
+                    "E210",
+                    f"`{owner}` would generate a class `{name}`, which `{other}` (line {other_span.line}) also generates",
+                    "rename one of them",
+                )
+            )
+        owners.setdefault(name, (owner, span))
+
+    for sig in module.signatures:
+        for name in (sig.name, f"{sig.name}Inputs", f"{sig.name}Outputs"):
+            claim(name, sig.name, sig.span)
+    for pred in module.predictors:
+        claim(pred.name, pred.name, pred.span)
+    for ext in module.extended:
+        for name in (ext.name, f"{ext.name}Outputs"):
+            claim(name, f"chain_of_thought({ext.extends})", ext.span)
+    if diagnostics:
+        return None, diagnostics
+
+    signatures = [_signature_ir(s) for s in (*module.signatures, *module.extended)]
+    by_name = {s.name: s for s in signatures}
+    predictors = []
+    for pred in module.predictors:
+        run = by_name[run_signature_name(pred)]
+        predictors.append(
+            PredictorIR(
+                name=pred.name,
+                base="ChainOfThought" if pred.kind == "chain_of_thought" else "Predict",
+                kind=pred.kind,
+                signature=run.name,
+                declared_signature=pred.signature.name,
+                inputs_model=run.inputs_model,
+                outputs_model=run.outputs_model,
+                params=run.input_fields,
+                adapter=pred.adapter,
+            )
+        )
+    doc = module.doc or f"Typed signatures and predictors generated from {module.source}."
+    return (
+        ModuleIR(
+            source=module.source,
+            doc=doc,
+            uses_literal=any(uses_literal(t) for t in _all_types(module)),
+            signatures=tuple(signatures),
+            predictors=tuple(predictors),
+            base_classes=tuple(sorted({p.base for p in predictors})),
+        ),
+        [],
+    )
+
+

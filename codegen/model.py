@@ -1,0 +1,67 @@
+"""The checked model: what a `.sig` file means once names, types and constraints are valid.
+
+Produced by :mod:`.check`, extended per module kind by :mod:`.extend`, and lowered to the
+template IR by :mod:`.ir`. Spans are kept so later stages can still point at the source.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from .ast import Span
+from .types import SigType
+
+PyValue = None | bool | int | float | str | list["PyValue"]
+
+PredictorKind = Literal["predict", "chain_of_thought"]
+AdapterName = Literal["chat", "json"]
+
+
+@dataclass(frozen=True, slots=True)
+class CheckedField:
+    name: str
+    direction: Literal["in", "out"]
+    type: SigType
+    description: str
+    #: pydantic ``Field`` keyword -> value, in a stable order (ge gt le lt min_length max_length pattern)
+    constraints: tuple[tuple[str, int | float | str], ...]
+    has_default: bool
+    default: PyValue
+    span: Span
+
+
+@dataclass(frozen=True, slots=True)
+class CheckedSignature:
+    name: str
+    #: instructions as written, or DSPy's default sentence when the signature has no docstring
+    instructions: str
+    inputs: tuple[CheckedField, ...]
+    outputs: tuple[CheckedField, ...]
+    span: Span
+    #: for signatures made by extension: the signature they extend
+    extends: str | None = None
+    #: what the extension added, for the generated docstring
+    extension_note: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class CheckedPredictor:
+    name: str
+    kind: PredictorKind
+    signature: CheckedSignature  # the base signature as declared
+    adapter: AdapterName
+    span: Span
+
+
+@dataclass(frozen=True, slots=True)
+class CheckedModule:
+    #: the source as the generated header names it: source folder name + relative path
+    #: (``signatures/qa.sig``), the same wherever the generator runs
+    source: str
+    #: dotted module path inside the output package (``qa``, ``sub.qa``)
+    module: str
+    doc: str | None
+    signatures: tuple[CheckedSignature, ...]
+    predictors: tuple[CheckedPredictor, ...]
+    extended: tuple[CheckedSignature, ...] = field(default=())

@@ -1,0 +1,266 @@
+"""`.sig` text -> :class:`~.ast.SigFile`, or syntax diagnostics. Never raises on bad input."""
+
+from __future__ import annotations
+
+import inspect
+import json
+from functools import cache
+from importlib.resources import files
+from typing import Any
+
+from lark import Lark, Token, Transformer, Tree, v_args
+from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
+from lark.lexer import PatternStr
+
+from . import ast
+from .diagnostics import Diagnostic
+
+# How terminals are named to users in "expected ..." messages.
+_TERMINAL_WORDS = {
+    "NAME": "a name",
+    "STRING": "a string",
+    "DOCSTRING": 'a """docstring"""',
+    "NUMBER": "a number",
+    "DIRECTION": "`in` or `out`",
+    "$END": "end of file",
+}
+
+
+@cache
+def parser() -> Lark:
+    """The LALR parser, built once per process."""
+    grammar = files("sigforge.grammar").joinpath("sig.lark").read_text(encoding="utf-8")
+    return Lark(grammar, parser="lalr", propagate_positions=True, maybe_placeholders=True)
+
+
+def _span(tok: Token) -> ast.Span:
+    assert tok.line is not None and tok.column is not None
+    assert tok.end_line is not None and tok.end_column is not None
+    return ast.Span(tok.line, tok.column, tok.end_line, tok.end_column)
+
+
+def _meta_span(meta: Any) -> ast.Span:
+    return ast.Span(meta.line, meta.column, meta.end_line, meta.end_column)
+
+
+def _decode_docstring(raw: str) -> str:
+    """Text between triple quotes: ``\\\\`` and ``\\"`` are escapes, everything else is literal."""
+    body = raw[3:-3]
+    out: list[str] = []
+    i = 0
+    while i < len(body):
+        ch = body[i]
+        if ch == "\\" and i + 1 < len(body) and body[i + 1] in '\\"':
+            out.append(body[i + 1])
+            i += 2
+            continue
+        out.append(ch)
+        i += 1
+    return inspect.cleandoc("".join(out))
+
+
+class _Options(tuple[ast.Option, ...]):
+    pass
+
+
+class _Default:
+    def __init__(self, value: ast.Value) -> None:
+        self.value = value
+
+
+class _ToAst(Transformer[Token, Any]):
+    """Builds the AST bottom-up; string-escape problems are collected, not raised."""
+
+    def __init__(self, path: str) -> None:
+        super().__init__()
+        self.path = path
+        self.diagnostics: list[Diagnostic] = []
+
+    # -- values
+    def string_value(self, children: list[Token]) -> ast.StringValue:
+        tok = children[0]
+        try:
+            value = json.loads(str(tok), strict=False)
+        except json.JSONDecodeError as exc:
+            self.diagnostics.append(
+                Diagnostic(
+                    self.path,
+                    _span(tok),
+                    "E103",
+                    f"invalid escape sequence in string ({exc.msg.lower()})",
+                    hint='strings use JSON escapes: \\" \\\\ \\n \\t \\uXXXX',
+                )
+            )
+            value = str(tok)[1:-1]
+        return ast.StringValue(value, _span(tok))
+
+    def number_value(self, children: list[Token]) -> ast.NumberValue:
+        tok = children[0]
+        text = str(tok)
+        is_float = any(c in text for c in ".eE")
+        return ast.NumberValue(float(text) if is_float else int(text), text, _span(tok))
+
+    def name_value(self, children: list[Token]) -> ast.NameValue:
+        return ast.NameValue(str(children[0]), _span(children[0]))
+
+    @v_args(meta=True)
+    def list_value(self, meta: Any, children: list[ast.Value | None]) -> ast.ListValue:
+        return ast.ListValue(tuple(c for c in children if c is not None), _meta_span(meta))
+
+    # -- types
+    @v_args(meta=True)
+    def type(self, meta: Any, children: list[ast.TypeRef]) -> ast.TypeExpr:
+        return ast.TypeExpr(tuple(children), _meta_span(meta))
+
+    @v_args(meta=True)
+    def type_ref(self, meta: Any, children: list[Any]) -> ast.TypeRef:
+        name = children[0]
+        args = tuple(children[1]) if len(children) > 1 and children[1] is not None else None
+        return ast.TypeRef(str(name), args, _meta_span(meta), _span(name))
+
+    def type_args(self, children: list[Any]) -> list[Any]:
+        return children
+
+    # -- declarations
+    @v_args(meta=True)
+    def option(self, meta: Any, children: list[Any]) -> ast.Option:
+        name, value = children
+        return ast.Option(str(name), value, _meta_span(meta), _span(name))
+
+    def options(self, children: list[ast.Option | None]) -> _Options:
+        return _Options(c for c in children if c is not None)
+
+    def default(self, children: list[ast.Value]) -> _Default:
+        return _Default(children[0])
+
+    def doc(self, children: list[Token]) -> ast.Doc:
+        tok = children[0]
+        if tok.type == "DOCSTRING":
+            text = _decode_docstring(str(tok))
+        else:
+            text = inspect.cleandoc(self.string_value([tok]).value)
+        return ast.Doc(text, _span(tok))
+
+    @v_args(meta=True)
+    def field(self, meta: Any, children: list[Any]) -> ast.Field:
+        direction, name, type_ = children[0], children[1], children[2]
+        options: tuple[ast.Option, ...] = ()
+        description: ast.StringValue | None = None
+        default: ast.Value | None = None
+        for extra in children[3:]:
+            if isinstance(extra, _Options):
+                options = tuple(extra)
+            elif isinstance(extra, Token):
+                description = self.string_value([extra])
+            elif isinstance(extra, _Default):
+                default = extra.value
+        return ast.Field(
+            "in" if str(direction) == "in" else "out",
+            str(name),
+            type_,
+            options,
+            description,
+            default,
+            _meta_span(meta),
+            _span(name),
+        )
+
+    @v_args(meta=True)
+    def signature(self, meta: Any, children: list[Any]) -> ast.SignatureDecl:
+        name = children[0]
+        doc = next((c for c in children[1:] if isinstance(c, ast.Doc)), None)
+        fields = tuple(c for c in children[1:] if isinstance(c, ast.Field))
+        return ast.SignatureDecl(str(name), doc, fields, _meta_span(meta), _span(name))
+
+    def positional_arg(self, children: list[Token]) -> ast.PositionalArg:
+        return ast.PositionalArg(str(children[0]), _span(children[0]))
+
+    @v_args(meta=True)
+    def keyword_arg(self, meta: Any, children: list[Any]) -> ast.Option:
+        return self.option(meta, children)
+
+    @v_args(meta=True)
+    def predictor(self, meta: Any, children: list[Any]) -> ast.PredictorDecl:
+        name, kind = children[0], children[1]
+        rest = [c for c in children[2:] if c is not None]
+        return ast.PredictorDecl(
+            str(name),
+            str(kind),
+            tuple(c for c in rest if isinstance(c, ast.PositionalArg)),
+            tuple(c for c in rest if isinstance(c, ast.Option)),
+            _meta_span(meta),
+            _span(name),
+            _span(kind),
+        )
+
+    def start(self, children: list[Any]) -> tuple[ast.Doc | None, tuple[ast.Declaration, ...]]:
+        doc = children[0] if children and isinstance(children[0], ast.Doc) else None
+        decls = tuple(c for c in children if isinstance(c, ast.SignatureDecl | ast.PredictorDecl))
+        return doc, decls
+
+
+def _describe_expected(names: set[str]) -> str:
+    terminals = {t.name: t for t in parser().terminals}
+    words: list[str] = []
+    for name in names:
+        if name in _TERMINAL_WORDS:
+            words.append(_TERMINAL_WORDS[name])
+        elif name in terminals and isinstance(terminals[name].pattern, PatternStr):
+            words.append(f"`{terminals[name].pattern.value}`")
+        else:
+            words.append(name.lower())
+    words = sorted(set(words))
+    if len(words) == 1:
+        return words[0]
+    return ", ".join(words[:-1]) + " or " + words[-1]
+
+
+def _syntax_diagnostic(path: str, source: str, exc: UnexpectedInput) -> Diagnostic:
+    line, column = exc.line, exc.column
+    if isinstance(exc, UnexpectedCharacters):
+        ch = source[exc.pos_in_stream] if exc.pos_in_stream < len(source) else ""
+        hint = None
+        if ch == '"':
+            hint = 'a string must close on the line it opens; use """...""" for text over several lines'
+        return Diagnostic(
+            path,
+            ast.Span(line, column, line, column + 1),
+            "E101",
+            f"unexpected character {ch!r}",
+            hint=hint or f"expected {_describe_expected(set(exc.allowed or ()))}",
+        )
+    if isinstance(exc, UnexpectedToken | UnexpectedEOF):
+        tok = exc.token
+        expected = set(exc.expected) if isinstance(exc, UnexpectedToken) else set(exc.expected)
+        if tok is None or tok.type == "$END":
+            lines = source.splitlines() or [""]
+            last = len(lines)
+            span = ast.Span(last, len(lines[-1]) + 1, last, len(lines[-1]) + 2)
+            what = "unexpected end of file"
+        else:
+            span = _span(tok)
+            what = f"unexpected {_token_words(tok)}"
+        hint = f"expected {_describe_expected(expected)}"
+        if "DIRECTION" in expected and tok is not None and tok.type == "NAME":
+            hint += "; each field starts with `in` or `out`, e.g. `in question: str`"
+        return Diagnostic(path, span, "E102", what, hint=hint)
+    return Diagnostic(path, ast.Span(max(line, 1), max(column, 1), 1, 1), "E100", str(exc))
+
+
+def _token_words(tok: Token) -> str:
+    if tok.type in ("NAME", "NUMBER"):
+        return f"{_TERMINAL_WORDS[tok.type].split(' ', 1)[1]} `{tok}`"
+    if tok.type in ("STRING", "DOCSTRING"):
+        return "string"
+    return f"`{tok}`"
+
+
+def parse(source: str, path: str) -> tuple[ast.SigFile | None, list[Diagnostic]]:
+    """Parse one file. Returns the AST (None on a syntax error) and all diagnostics."""
+    try:
+        tree: Tree[Token] = parser().parse(source)
+    except UnexpectedInput as exc:
+        return None, [_syntax_diagnostic(path, source, exc)]
+    builder = _ToAst(path)
+    doc, decls = builder.transform(tree)
+    return ast.SigFile(path, doc, decls), builder.diagnostics

@@ -1,0 +1,132 @@
+"""The grammar and the Lark -> AST step."""
+
+from __future__ import annotations
+
+from importlib.resources import files
+
+import pytest
+from lark import Lark
+
+from sigforge.codegen import ast
+from sigforge.codegen.parse import parse
+
+FULL = '''"""Module docstring."""
+# a comment
+signature AnswerQuestion {  # trailing comment
+    """
+    Answer the question.
+
+    Be concise.
+    """
+    in  context: list[str]    (min_items=1)       "Relevant passages"
+    in  question: str                             "The user's \\"question\\""
+    in  lang: str | None = None
+    in  k: int (ge=1, le=10,) = 3
+    out answer: str           (max_length=500, pattern="^[A-Z]")
+    out confidence: float     (ge=0.0, le=1.0)
+    out label: Literal["a", "b", 3, True]
+    out scores: dict[str, list[float | None]]
+    out tags: list[str] = ["x", "y"]
+}
+
+predictor Answerer = chain_of_thought(AnswerQuestion)
+predictor QuickAnswer = predict(AnswerQuestion, adapter="json",)
+'''
+
+
+def test_grammar_is_conflict_free_lalr() -> None:
+    text = files("sigforge.grammar").joinpath("sig.lark").read_text()
+    Lark(text, parser="lalr", strict=True, propagate_positions=True, maybe_placeholders=True)
+
+
+def test_every_construct_parses_into_the_ast() -> None:
+    sig_file, diags = parse(FULL, "full.sig")
+    assert diags == []
+    assert sig_file is not None
+    assert sig_file.doc is not None and sig_file.doc.text == "Module docstring."
+    sig, answerer, quick = sig_file.declarations
+    assert isinstance(sig, ast.SignatureDecl)
+    assert sig.name == "AnswerQuestion"
+    assert sig.doc is not None and sig.doc.text == "Answer the question.\n\nBe concise."
+    names = [(f.direction, f.name) for f in sig.fields]
+    assert names == [
+        ("in", "context"),
+        ("in", "question"),
+        ("in", "lang"),
+        ("in", "k"),
+        ("out", "answer"),
+        ("out", "confidence"),
+        ("out", "label"),
+        ("out", "scores"),
+        ("out", "tags"),
+    ]
+    context, question, lang, k, answer, confidence, label, scores, tags = sig.fields
+    assert context.options[0].name == "min_items"
+    assert context.description is not None and context.description.value == "Relevant passages"
+    assert question.description is not None
+    assert question.description.value == 'The user\'s "question"'
+    assert [m.name for m in lang.type.members] == ["str", "None"]
+    assert isinstance(lang.default, ast.NameValue) and lang.default.name == "None"
+    assert [o.name for o in k.options] == ["ge", "le"]
+    assert isinstance(k.default, ast.NumberValue) and k.default.value == 3
+    assert isinstance(answer.options[1].value, ast.StringValue)
+    assert answer.options[1].value.value == "^[A-Z]"
+    ge = confidence.options[0].value
+    assert isinstance(ge, ast.NumberValue) and ge.value == 0.0 and isinstance(ge.value, float)
+    lit = label.type.members[0]
+    assert lit.name == "Literal" and lit.args is not None and len(lit.args) == 4
+    assert scores.type.members[0].name == "dict"
+    assert isinstance(tags.default, ast.ListValue) and len(tags.default.items) == 2
+    assert isinstance(answerer, ast.PredictorDecl)
+    assert (answerer.name, answerer.kind, [a.name for a in answerer.args]) == (
+        "Answerer",
+        "chain_of_thought",
+        ["AnswerQuestion"],
+    )
+    assert isinstance(quick, ast.PredictorDecl)
+    assert [(o.name, o.value) for o in quick.options][0][0] == "adapter"
+
+
+def test_spans_are_one_based_and_point_at_the_token() -> None:
+    sig_file, _ = parse(FULL, "full.sig")
+    assert sig_file is not None
+    sig = sig_file.declarations[0]
+    assert isinstance(sig, ast.SignatureDecl)
+    assert sig.name_span == ast.Span(3, 11, 3, 25)
+    question = sig.fields[1]
+    assert question.name_span.line == 10
+    assert FULL.splitlines()[9][question.name_span.column - 1 :].startswith("question")
+
+
+@pytest.mark.parametrize(
+    ("source", "line", "column", "code", "message", "hint_part"),
+    [
+        ("signature X {\n    question: str\n}", 2, 5, "E102", "unexpected name `question`", "`in` or `out`"),
+        ('signature X {\n  in q: str "open\n}', 2, 13, "E101", "unexpected character '\"'", '"""'),
+        ("signature X {\n  in q: str", 2, 12, "E102", "unexpected end of file", "`}`"),
+        ("predictor = predict(X)", 1, 11, "E102", "unexpected `=`", "a name"),
+        ("signature X { in q: @ }", 1, 21, "E101", "unexpected character '@'", "a name"),
+        ('signature X { in q: str "\\q" }', 1, 25, "E103", "invalid escape sequence", "JSON escapes"),
+    ],
+)
+def test_syntax_errors_are_diagnostics(
+    source: str, line: int, column: int, code: str, message: str, hint_part: str
+) -> None:
+    _, diags = parse(source, "bad.sig")
+    assert len(diags) == 1
+    d = diags[0]
+    assert (d.span.line, d.span.column, d.code) == (line, column, code)
+    assert d.message.startswith(message)
+    assert d.hint is not None and hint_part in d.hint
+
+
+def test_rendered_diagnostic_shows_line_caret_and_hint() -> None:
+    source = "signature X {\n    question: str\n}\n"
+    _, diags = parse(source, "signatures/bad.sig")
+    assert diags[0].render(source) == (
+        "signatures/bad.sig:2:5: error[E102]: unexpected name `question`\n"
+        " 2 |     question: str\n"
+        "   |     ^^^^^^^^\n"
+        "  hint: expected `in` or `out`, `}`, a \"\"\"docstring\"\"\" or a string; "
+        "each field starts with `in` or `out`, e.g. `in question: str`"
+    )
