@@ -68,10 +68,22 @@ class OutputParseError(SigforgeError):
 
     ``field`` names the output field at fault (``None`` when the reply had no usable
     structure at all), ``expected`` the type it should have had, ``raw`` the whole reply.
+    ``structural`` is True when the reply lacked the expected structure (empty, no
+    fields found, fields missing) rather than carrying a present but invalid value; a
+    predictor may retry such a reply once with another format.
     """
 
-    def __init__(self, message: str, *, field: str | None, expected: str, raw: str) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        field: str | None,
+        expected: str,
+        raw: str,
+        structural: bool = False,
+    ) -> None:
         super().__init__(message)
         self.field = field
         self.expected = expected
         self.raw = raw
+        self.structural = structural
