@@ -1,0 +1,256 @@
+"""What every prompt format shares: the system message frame, demos, user turns, parsing.
+
+Formatting works on :class:`FieldSpec`s and plain values only, so the compiler can
+precompute the constant parts (system message, output request) without generated
+classes, and the run-time path only fills in values.
+"""
+
+from __future__ import annotations
+
+import abc
+import inspect
+import textwrap
+from collections.abc import Mapping, Sequence
+from typing import Any, ClassVar
+
+from pydantic import BaseModel
+
+from ..errors import OutputParseError
+from ..messages import Message
+from ..signature import AdapterPrompts, FieldSpec, Signature
+from .parsing import ParsePlan, build_outputs, parse_plan
+from .values import format_value
+
+__all__ = ["Adapter", "default_instructions"]
+
+STRUCTURE_INTRO = "All interactions will be structured in the following way, with the appropriate values filled in."
+PARTIAL_DEMO_PREFIX = (
+    "This is an example of the task, though some input or output fields are not supplied."
+)
+#: stands in for a partial demo's missing output (the trailing space is part of the format)
+NOT_SUPPLIED = "Not supplied for this particular example. "
+_NOTE_PREFIX = " " * 8 + "# note: the value you produce "
+_OBJECTIVE_INDENT = "\n" + " " * 8
+
+
+def default_instructions(
+    input_fields: Sequence[FieldSpec], output_fields: Sequence[FieldSpec]
+) -> str:
+    """The instructions DSPy gives a signature that declares none."""
+    inputs = ", ".join(f"`{spec.name}`" for spec in input_fields)
+    outputs = ", ".join(f"`{spec.name}`" for spec in output_fields)
+    return f"Given the fields {inputs}, produce the fields {outputs}."
+
+
+def placeholder(spec: FieldSpec, *, with_note: bool) -> str:
+    """``{name}`` as the structure section shows a field, with its type note for outputs."""
+    if with_note and spec.type_note:
+        return f"{{{spec.name}}}{_NOTE_PREFIX}{spec.type_note}"
+    return f"{{{spec.name}}}"
+
+
+def field_blocks(fields: Sequence[FieldSpec], *, with_notes: bool) -> str:
+    """The ``[[ ## name ## ]]`` blocks of the structure section."""
+    blocks = (
+        f"[[ ## {spec.name} ## ]]\n{placeholder(spec, with_note=with_notes)}" for spec in fields
+    )
+    return "\n\n".join(blocks).strip()
+
+
+def type_hint(spec: FieldSpec) -> str:
+    """The output request's reminder of a non-text field's type."""
+    return "" if spec.is_str else f" (must be formatted as a valid Python {spec.type_name})"
+
+
+def _describe_fields(fields: Sequence[FieldSpec]) -> str:
+    lines = []
+    for number, spec in enumerate(fields, 1):
+        line = f"{number}. `{spec.name}` ({spec.type_name}): {spec.description}"
+        if spec.constraints:
+            line += f"\nConstraints: {spec.constraints}"
+        lines.append(line)
+    return "\n".join(lines).strip()
+
+
+def _objective(instructions: str) -> str:
+    # DSPy reads instructions like a docstring (inspect.cleandoc: tabs expanded, the
+    # indentation of the lines after the first and surrounding blank lines removed),
+    # then dedents them; each line goes on its own line, indented by eight spaces.
+    lines = textwrap.dedent(inspect.cleandoc(instructions)).splitlines()
+    return "In adhering to this structure, your objective is: " + "".join(
+        _OBJECTIVE_INDENT + line for line in lines
+    )
+
+
+class Adapter(abc.ABC):
+    """A prompt format: how a signature's fields become messages and a reply becomes outputs.
+
+    Adapters hold no state; one instance of each serves every signature.
+    """
+
+    #: the key of this format in ``Signature.prompts`` ("chat", "json")
+    name: ClassVar[str]
+
+    # ------------------------------------------------------------- constant parts
+
+    def system_message(
+        self,
+        input_fields: Sequence[FieldSpec],
+        output_fields: Sequence[FieldSpec],
+        instructions: str,
+    ) -> str:
+        """Field list, structure section and task, as one system message."""
+        return (
+            f"Your input fields are:\n{_describe_fields(input_fields)}\n"
+            f"Your output fields are:\n{_describe_fields(output_fields)}\n"
+            f"{self.field_structure(input_fields, output_fields)}\n"
+            f"{_objective(instructions)}"
+        )
+
+    @abc.abstractmethod
+    def field_structure(
+        self, input_fields: Sequence[FieldSpec], output_fields: Sequence[FieldSpec]
+    ) -> str:
+        """The section of the system message that shows how messages are laid out."""
+
+    @abc.abstractmethod
+    def output_request(self, output_fields: Sequence[FieldSpec]) -> str:
+        """The closing sentence of the final user message ("Respond with ...")."""
+
+    def prompts(
+        self,
+        input_fields: Sequence[FieldSpec],
+        output_fields: Sequence[FieldSpec],
+        instructions: str,
+    ) -> AdapterPrompts:
+        """The constant prompt parts for one signature and instructions."""
+        return AdapterPrompts(
+            system=self.system_message(input_fields, output_fields, instructions),
+            output_request=self.output_request(output_fields),
+        )
+
+    # ------------------------------------------------------------- per-call parts
+
+    def format_user(
+        self,
+        input_fields: Sequence[FieldSpec],
+        values: Mapping[str, Any],
+        output_request: str | None,
+        prefix: str = "",
+    ) -> str:
+        """A user turn: ``prefix``, the input fields present in ``values``, the request."""
+        parts = [prefix] if prefix else []
+        for spec in input_fields:
+            if spec.name in values:
+                text = format_value(values[spec.name], is_str=spec.is_str)
+                parts.append(f"[[ ## {spec.name} ## ]]\n{text}")
+        if output_request:
+            parts.append(output_request)
+        return "\n\n".join(parts).strip()
+
+    @abc.abstractmethod
+    def format_assistant(
+        self,
+        output_fields: Sequence[FieldSpec],
+        values: Mapping[str, Any],
+        *,
+        missing: str | None = None,
+    ) -> str:
+        """An assistant turn holding ``values``; a field absent from them shows ``missing``."""
+
+    def format_demos(
+        self,
+        input_fields: Sequence[FieldSpec],
+        output_fields: Sequence[FieldSpec],
+        demos: Sequence[Mapping[str, Any]],
+    ) -> list[Message]:
+        """Few-shot examples as user/assistant pairs.
+
+        A demo with every field set (not None) is complete. Partial demos come first,
+        flagged as such and showing :data:`NOT_SUPPLIED` for missing outputs; a demo
+        without any input field or without any output field is left out.
+        """
+        complete: list[Mapping[str, Any]] = []
+        partial: list[Mapping[str, Any]] = []
+        for demo in demos:
+            if all(demo.get(spec.name) is not None for spec in (*input_fields, *output_fields)):
+                complete.append(demo)
+            elif any(spec.name in demo for spec in input_fields) and any(
+                spec.name in demo for spec in output_fields
+            ):
+                partial.append(demo)
+        messages: list[Message] = []
+        for demo in partial:
+            user = self.format_user(input_fields, demo, None, prefix=PARTIAL_DEMO_PREFIX)
+            assistant = self.format_assistant(output_fields, demo, missing=NOT_SUPPLIED)
+            messages += [
+                {"role": "user", "content": user},
+                {"role": "assistant", "content": assistant},
+            ]
+        for demo in complete:
+            user = self.format_user(input_fields, demo, None)
+            assistant = self.format_assistant(output_fields, demo)
+            messages += [
+                {"role": "user", "content": user},
+                {"role": "assistant", "content": assistant},
+            ]
+        return messages
+
+    def messages(
+        self,
+        system: str,
+        demo_messages: Sequence[Message],
+        input_fields: Sequence[FieldSpec],
+        values: Mapping[str, Any],
+        output_request: str | None,
+    ) -> list[Message]:
+        """The whole conversation: system message, demos, the final user turn."""
+        messages: list[Message] = [{"role": "system", "content": system}, *demo_messages]
+        content = self.format_user(input_fields, values, output_request)
+        if content:
+            messages.append({"role": "user", "content": content})
+        return messages
+
+    def request_params(self, signature_cls: type[Signature]) -> dict[str, Any]:
+        """Extra request parameters this format needs (none by default)."""
+        return {}
+
+    # ------------------------------------------------------------- parsing
+
+    def parse(self, signature_cls: type[Signature], text: str) -> BaseModel:
+        """The reply ``text`` as an instance of ``signature_cls.outputs``.
+
+        Raises :class:`OutputParseError`; its ``structural`` flag tells a reply without
+        the expected structure (empty, no or missing fields) from an invalid value.
+        """
+        plan = parse_plan(signature_cls)
+        if not text or text.isspace():
+            raise self._structure_error(plan, text, "The LM reply was empty.")
+        found = self.split_reply(text, plan.names)
+        if not found:
+            raise self._structure_error(
+                plan, text, f"The LM reply has none of the output fields {_names(plan)}."
+            )
+        return build_outputs(plan, found, text)
+
+    @abc.abstractmethod
+    def split_reply(self, text: str, names: frozenset[str]) -> dict[str, Any]:
+        """The raw values of the output fields ``names`` found in a reply."""
+
+    @abc.abstractmethod
+    def expected_structure(self, output_fields: Sequence[str]) -> str:
+        """A short description of a well-formed reply, for error messages."""
+
+    def _structure_error(self, plan: ParsePlan, text: str, message: str) -> OutputParseError:
+        expected = self.expected_structure([field.name for field in plan.fields])
+        return OutputParseError(
+            f"{message} Expected {expected}.",
+            field=None,
+            expected=expected,
+            raw=text,
+            structural=True,
+        )
+
+
+def _names(plan: ParsePlan) -> str:
+    return ", ".join(f"`{field.name}`" for field in plan.fields)

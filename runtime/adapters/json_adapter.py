@@ -1,0 +1,63 @@
+"""The JSON format: inputs as ``[[ ## name ## ]]`` sections, outputs as one JSON object."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any, ClassVar
+
+from ..signature import FieldSpec, Signature
+from .base import STRUCTURE_INTRO, Adapter, field_blocks, placeholder, type_hint
+from .parsing import split_chat, split_json
+from .types import response_format
+from .values import jsonable
+
+__all__ = ["JSONAdapter"]
+
+
+class JSONAdapter(Adapter):
+    """Asks for a JSON object (with a structured-outputs schema) and reads it back."""
+
+    name: ClassVar[str] = "json"
+
+    def field_structure(
+        self, input_fields: Sequence[FieldSpec], output_fields: Sequence[FieldSpec]
+    ) -> str:
+        outputs = {spec.name: placeholder(spec, with_note=True) for spec in output_fields}
+        parts = [
+            STRUCTURE_INTRO,
+            "Inputs will have the following structure:",
+            field_blocks(input_fields, with_notes=False),
+            "Outputs will be a JSON object with the following fields.",
+            json.dumps(outputs, indent=2, ensure_ascii=False),
+        ]
+        return "\n\n".join(parts).strip()
+
+    def output_request(self, output_fields: Sequence[FieldSpec]) -> str:
+        fields = ", then ".join(f"`{spec.name}`{type_hint(spec)}" for spec in output_fields)
+        return f"Respond with a JSON object in the following order of fields: {fields}."
+
+    def format_assistant(
+        self,
+        output_fields: Sequence[FieldSpec],
+        values: Mapping[str, Any],
+        *,
+        missing: str | None = None,
+    ) -> str:
+        data = {spec.name: values.get(spec.name, missing) for spec in output_fields}
+        return json.dumps(jsonable(data), indent=2, ensure_ascii=False)
+
+    def request_params(self, signature_cls: type[Signature]) -> dict[str, Any]:
+        """``response_format``: the signature's strict schema, or JSON mode without one."""
+        return {"response_format": response_format(signature_cls.output_schema)}
+
+    def split_reply(self, text: str, names: frozenset[str]) -> dict[str, Any]:
+        """The reply's JSON object; a reply without one may still use field markers."""
+        data = split_json(text)
+        if data is None:
+            return dict(split_chat(text, names))
+        return {key: value for key, value in data.items() if key in names}
+
+    def expected_structure(self, output_fields: Sequence[str]) -> str:
+        keys = ", ".join(f'"{name}"' for name in output_fields)
+        return f"a JSON object with the keys {keys}"

@@ -1,0 +1,261 @@
+"""Python annotations turned into the text and schemas the prompt formats need.
+
+These helpers run when the compiler generates code (to precompute ``FieldSpec``s, prompt
+constants and the structured-outputs schema) and may run again at run time; either way
+they are the one definition of how a type is named, noted and constrained in a prompt.
+The wording follows DSPy 3.4.1 byte for byte so prompts stay interchangeable.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+import re
+import types
+from collections.abc import Mapping
+from typing import Any, Literal, Union, get_args, get_origin
+
+from ..signature import FieldSpec
+
+__all__ = [
+    "annotation_name",
+    "constraints_text",
+    "field_spec",
+    "infer_prefix",
+    "output_json_schema",
+    "response_format",
+    "type_note",
+]
+
+#: the title of the structured-outputs schema; DSPy sends this name, so we do too
+OUTPUT_SCHEMA_TITLE = "DSPyProgramOutputs"
+
+# How each constraint reads after a field description. The first eight are DSPy's
+# wording; DSPy prints nothing for the others, so we chose the wording ourselves:
+# ``min_items``/``max_items`` are pydantic v1 spellings of ``min_length``/``max_length``
+# and read the same, ``pattern`` names the regular expression the value must match.
+_CONSTRAINT_LABELS: dict[str, str] = {
+    "gt": "greater than",
+    "ge": "greater than or equal to",
+    "lt": "less than",
+    "le": "less than or equal to",
+    "min_length": "minimum length",
+    "max_length": "maximum length",
+    "multiple_of": "a multiple of the given number",
+    "allow_inf_nan": "allow 'inf', '-inf', 'nan' values",
+    "min_items": "minimum length",
+    "max_items": "maximum length",
+    "pattern": "matching the regular expression",
+}
+
+
+def annotation_name(annotation: Any) -> str:
+    """The type as prompts name it: ``list[str]``, ``Union[str, NoneType]``, ``Literal['a', 'b']``."""
+    origin = get_origin(annotation)
+    if origin is None:
+        name = getattr(annotation, "__name__", None)
+        return name if isinstance(name, str) else str(annotation)
+    if origin is types.UnionType:  # `X | Y` is named like `typing.Union[X, Y]`
+        origin = Union
+    args = get_args(annotation)
+    if origin is Literal:
+        inner = ", ".join(
+            _quote_literal(arg) if isinstance(arg, str) else annotation_name(arg) for arg in args
+        )
+    else:
+        inner = ", ".join(annotation_name(arg) for arg in args)
+    return f"{annotation_name(origin)}[{inner}]"
+
+
+def _quote_literal(text: str) -> str:
+    """Quote a string Literal member, preferring the quote character it does not contain."""
+    if "'" in text and '"' not in text:
+        return f'"{text}"'
+    escaped = text.replace("'", "\\'")
+    return f"'{escaped}'"
+
+
+def constraints_text(metadata: Mapping[str, Any] | None) -> str:
+    """Constraints as a prompt lists them, e.g. ``greater than or equal to: 0, maximum length: 3``.
+
+    ``metadata`` maps constraint names (``ge gt le lt min_length max_length pattern
+    min_items max_items``, plus DSPy's ``multiple_of`` and ``allow_inf_nan``) to their
+    values; they are listed in the mapping's order. An unknown name is a ``ValueError``.
+    """
+    if not metadata:
+        return ""
+    parts = []
+    for key, value in metadata.items():
+        label = _CONSTRAINT_LABELS.get(key)
+        if label is None:
+            known = ", ".join(_CONSTRAINT_LABELS)
+            raise ValueError(f"unknown constraint {key!r}; known constraints: {known}")
+        parts.append(f"{label}: {value}")
+    return ", ".join(parts)
+
+
+def type_note(annotation: Any) -> str:
+    """What an output's value must look like, e.g. ``must be a single float value``; ``""`` for str."""
+    if annotation is str:
+        return ""
+    if annotation is bool:
+        return "must be True or False"
+    if annotation is int or annotation is float:
+        return f"must be a single {annotation.__name__} value"
+    if isinstance(annotation, type) and issubclass(annotation, enum.Enum):
+        return "must be one of: " + "; ".join(str(member.value) for member in annotation)
+    if get_origin(annotation) is Literal:
+        choices = "; ".join(str(arg) for arg in get_args(annotation))
+        return f"must exactly match (no extra characters) one of: {choices}"
+    schema = json.dumps(_type_first(_json_schema(annotation)), ensure_ascii=False)
+    return f"must adhere to the JSON schema: {schema}"
+
+
+def _json_schema(annotation: Any) -> dict[str, Any]:
+    from pydantic import TypeAdapter
+
+    schema: dict[str, Any] = TypeAdapter(annotation).json_schema()
+    return schema
+
+
+def _type_first(node: Any) -> Any:
+    """Sort mapping keys recursively, ``type`` first and the rest alphabetically (readability)."""
+    if isinstance(node, Mapping):
+        keys = sorted(node, key=lambda key: (key != "type", key))
+        return {key: _type_first(node[key]) for key in keys}
+    if isinstance(node, list):
+        return [_type_first(item) for item in node]
+    return node
+
+
+# Word boundaries inside identifiers: before a capitalised word, between a lower-case
+# letter or digit and a capital, and between letters and digits.
+_CAPITALISED_WORD = re.compile(r"(.)([A-Z][a-z]+)")
+_LOWER_THEN_UPPER = re.compile(r"([a-z0-9])([A-Z])")
+_LETTER_THEN_DIGIT = re.compile(r"([a-zA-Z])(\d)")
+_DIGIT_THEN_LETTER = re.compile(r"(\d)([a-zA-Z])")
+
+
+def infer_prefix(name: str) -> str:
+    """A human label for a field name: ``some_field`` -> ``Some Field``, ``HTMLParser`` -> ``HTML Parser``."""
+    snake = _CAPITALISED_WORD.sub(r"\1_\2", name)
+    snake = _LOWER_THEN_UPPER.sub(r"\1_\2", snake)
+    snake = _LETTER_THEN_DIGIT.sub(r"\1_\2", snake)
+    snake = _DIGIT_THEN_LETTER.sub(r"\1_\2", snake)
+    return " ".join(word if word.isupper() else word.capitalize() for word in snake.split("_"))
+
+
+def field_spec(
+    name: str,
+    annotation: Any,
+    *,
+    description: str = "",
+    constraints: Mapping[str, Any] | None = None,
+    is_input: bool,
+) -> FieldSpec:
+    """Everything the prompt formats need to know about one field."""
+    return FieldSpec(
+        name=name,
+        type_name=annotation_name(annotation),
+        description=description,
+        constraints=constraints_text(constraints),
+        type_note="" if is_input else type_note(annotation),
+        is_str=annotation is str,
+        prefix=f"{infer_prefix(name)}:",
+    )
+
+
+def output_json_schema(annotations: Mapping[str, Any]) -> dict[str, Any]:
+    """The structured-outputs JSON schema for output fields, as DSPy's JSON adapter sends it.
+
+    Every object lists all its properties as required and forbids others, ``null``
+    defaults are dropped and ``$ref``s with sibling keys are inlined (what OpenAI's strict
+    mode demands). Open-ended mappings (``dict[str, X]`` anywhere in an output type) cannot
+    be expressed in strict mode: then the result is ``{}``, which :func:`response_format`
+    turns into plain JSON mode. (DSPy does that only for a top-level ``dict``; for a nested
+    one it sends a schema that forces the mapping to be empty.)
+    """
+    from pydantic import ConfigDict, create_model
+
+    fields: dict[str, Any] = {name: (annotation, ...) for name, annotation in annotations.items()}
+    model = create_model(OUTPUT_SCHEMA_TITLE, __config__=ConfigDict(extra="forbid"), **fields)
+    schema: dict[str, Any] = model.model_json_schema()
+    if _has_open_mapping(schema):
+        return {}
+    return _make_strict(schema, schema)
+
+
+def _has_open_mapping(node: Any) -> bool:
+    if isinstance(node, Mapping):
+        if node.get("type") == "object" and not isinstance(node.get("properties"), Mapping):
+            return True
+        return any(_has_open_mapping(value) for value in node.values())
+    if isinstance(node, list):
+        return any(_has_open_mapping(item) for item in node)
+    return False
+
+
+def _make_strict(node: dict[str, Any], root: dict[str, Any]) -> dict[str, Any]:
+    """Rewrite ``node`` in place (and return it) to satisfy strict structured outputs."""
+    for key in ("$defs", "definitions"):
+        definitions = node.get(key)
+        if isinstance(definitions, dict):
+            for definition in definitions.values():
+                _make_strict(definition, root)
+    properties = node.get("properties")
+    if isinstance(properties, dict):
+        node["required"] = list(properties)
+        node["additionalProperties"] = False
+        for name, sub_schema in properties.items():
+            properties[name] = _make_strict(sub_schema, root)
+    items = node.get("items")
+    if isinstance(items, dict):
+        node["items"] = _make_strict(items, root)
+    any_of = node.get("anyOf")
+    if isinstance(any_of, list):
+        node["anyOf"] = [_make_strict(variant, root) for variant in any_of]
+    all_of = node.get("allOf")
+    if isinstance(all_of, list):
+        if len(all_of) == 1:
+            node.update(_make_strict(all_of[0], root))
+            del node["allOf"]
+        else:
+            node["allOf"] = [_make_strict(part, root) for part in all_of]
+    if "default" in node and node["default"] is None:
+        del node["default"]
+    ref = node.get("$ref")
+    if isinstance(ref, str) and len(node) > 1:
+        # the node's own keys win over the referenced definition's
+        node.update({**_resolve_ref(root, ref), **node})
+        del node["$ref"]
+        return _make_strict(node, root)
+    return node
+
+
+def _resolve_ref(root: dict[str, Any], ref: str) -> dict[str, Any]:
+    if not ref.startswith("#/"):
+        raise ValueError(f"cannot resolve schema reference {ref!r}")
+    target: Any = root
+    for part in ref[2:].split("/"):
+        target = target[part]
+    if not isinstance(target, dict):
+        raise ValueError(f"schema reference {ref!r} does not name an object")
+    return target
+
+
+def response_format(schema: Mapping[str, Any]) -> dict[str, Any]:
+    """The ``response_format`` request parameter for an output schema.
+
+    A strict ``json_schema`` format named after the schema's title; an empty schema (see
+    :func:`output_json_schema`) asks for plain JSON mode, ``{"type": "json_object"}``.
+    """
+    if not schema:
+        return {"type": "json_object"}
+    return {
+        "type": "json_schema",
+        "json_schema": {
+            "name": str(schema.get("title", OUTPUT_SCHEMA_TITLE)),
+            "schema": schema,
+            "strict": True,
+        },
+    }
