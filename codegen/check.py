@@ -10,7 +10,7 @@ import difflib
 import keyword
 import re
 from collections.abc import Iterable
-from typing import Annotated, Any, get_args
+from typing import Annotated, Any, cast
 
 from . import ast
 from .diagnostics import Diagnostic
@@ -191,9 +191,7 @@ class Checker:
             )
         if len(self.diagnostics) > errors_before:
             return None
-        instructions = decl.doc.text if decl.doc and decl.doc.text else default_instructions(
-            [f.name for f in inputs], [f.name for f in outputs]
-        )
+        instructions = decl.doc.text if decl.doc else ""
         return CheckedSignature(decl.name, instructions, tuple(inputs), tuple(outputs), decl.span)
 
     def _field(self, f: ast.Field) -> CheckedField | None:
@@ -223,7 +221,7 @@ class Checker:
         if f.default is not None:
             value = self._value(f.default)
             if value is not _INVALID:
-                default = value  # type: ignore[assignment]
+                default = cast(PyValue, value)
                 self._check_default(f, sig_type, constraints, default)
         if len(self.diagnostics) > errors_before:
             return None
@@ -482,7 +480,7 @@ class Checker:
             if opt.name == "adapter":
                 v = opt.value
                 if isinstance(v, ast.StringValue) and v.value in ADAPTERS:
-                    adapter = v.value  # type: ignore[assignment]
+                    adapter = "json" if v.value == "json" else "chat"
                 else:
                     self.error(
                         v.span, "E405", "`adapter` must be \"chat\" or \"json\"", 'e.g. `adapter="json"`'
@@ -535,7 +533,7 @@ class Checker:
         sig = signatures.get(arg.name)
         if sig is None or adapter is None or not ok:
             return None  # the signature's own errors are already reported
-        kind: PredictorKind = decl.kind  # type: ignore[assignment]
+        kind = cast(PredictorKind, decl.kind)
         if kind == "chain_of_thought" and any(
             f.name == "reasoning" for f in (*sig.inputs, *sig.outputs)
         ):
@@ -562,15 +560,6 @@ def _applies(applies: str, t: SigType) -> bool:
     if applies == "str":
         return t == Primitive("str")
     return isinstance(t, ListOf | DictOf)
-
-
-def default_instructions(inputs: list[str], outputs: list[str]) -> str:
-    """The instructions DSPy uses for a signature that declares none."""
-    ins = ", ".join(f"`{n}`" for n in inputs)
-    outs = ", ".join(f"`{n}`" for n in outputs)
-    return f"Given the fields {ins}, produce the fields {outs}."
-
-
 
 
 def check(sig_file: ast.SigFile, source: str, module: str) -> tuple[CheckedModule | None, list[Diagnostic]]:

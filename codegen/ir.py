@@ -11,7 +11,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
-from sigforge.runtime.adapters import ChatAdapter, JSONAdapter
+from sigforge.runtime.adapters import ADAPTERS, default_instructions
 from sigforge.runtime.adapters.types import field_spec, output_json_schema
 from sigforge.runtime.signature import FieldSpec
 
@@ -21,8 +21,6 @@ from .extend import run_signature_name
 from .model import CheckedField, CheckedModule, CheckedSignature
 from .pysource import py_literal, py_string_lines
 from .types import uses_literal
-
-ADAPTERS = (ChatAdapter(), JSONAdapter())
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +45,8 @@ class PromptIR:
 class SignatureIR:
     name: str
     docstring: str
+    #: the instructions text, and the same as a Python literal
+    instructions_text: str
     instructions: str
     inputs_model: str
     outputs_model: str
@@ -77,7 +77,8 @@ class ModuleIR:
     uses_literal: bool
     signatures: tuple[SignatureIR, ...]
     predictors: tuple[PredictorIR, ...]
-    base_classes: tuple[str, ...]
+    #: names imported from sigforge.runtime, sorted
+    runtime_imports: tuple[str, ...]
 
 
 def _spec_source(spec: FieldSpec) -> str:
@@ -118,26 +119,29 @@ def _field_ir(field: CheckedField) -> tuple[FieldIR, FieldSpec]:
     )
 
 
-def _signature_ir(sig: CheckedSignature) -> SignatureIR:
+def _signature_ir(sig: CheckedSignature, inherited: str = "") -> SignatureIR:
+    """``inherited``: the instructions of the signature an extension extends (DSPy keeps them)."""
     base = sig.extends or sig.name
     inputs = [_field_ir(f) for f in sig.inputs]
     outputs = [_field_ir(f) for f in sig.outputs]
     in_specs = tuple(s for _, s in inputs)
     out_specs = tuple(s for _, s in outputs)
+    instructions = sig.instructions or inherited or default_instructions(in_specs, out_specs)
     prompts = []
-    for adapter in ADAPTERS:
-        parts = adapter.prompts(in_specs, out_specs, sig.instructions)
+    for adapter in ADAPTERS.values():
+        parts = adapter.prompts(in_specs, out_specs, instructions)
         prompts.append(
             PromptIR(adapter.name, py_string_lines(parts.system), py_string_lines(parts.output_request))
         )
     schema = output_json_schema({f.name: f.type.annotation() for f in sig.outputs})
-    doc = sig.instructions
+    doc = instructions
     if sig.extension_note:
         doc = f"{doc}\n\n({sig.extension_note})"
     return SignatureIR(
         name=sig.name,
         docstring=doc,
-        instructions=py_string_lines(sig.instructions),
+        instructions_text=instructions,
+        instructions=py_string_lines(instructions),
         inputs_model=f"{base}Inputs",
         outputs_model=f"{sig.name}Outputs",
         define_inputs_model=sig.extends is None,
@@ -182,8 +186,11 @@ def lower(module: CheckedModule, path: str) -> tuple[ModuleIR | None, list[Diagn
     if diagnostics:
         return None, diagnostics
 
-    signatures = [_signature_ir(s) for s in (*module.signatures, *module.extended)]
-    by_name = {s.name: s for s in signatures}
+    by_name = {s.name: _signature_ir(s) for s in module.signatures}
+    for ext in module.extended:
+        assert ext.extends is not None
+        by_name[ext.name] = _signature_ir(ext, inherited=by_name[ext.extends].instructions_text)
+    signatures = list(by_name.values())
     predictors = []
     for pred in module.predictors:
         run = by_name[run_signature_name(pred)]
@@ -208,7 +215,12 @@ def lower(module: CheckedModule, path: str) -> tuple[ModuleIR | None, list[Diagn
             uses_literal=any(uses_literal(t) for t in _all_types(module)),
             signatures=tuple(signatures),
             predictors=tuple(predictors),
-            base_classes=tuple(sorted({p.base for p in predictors})),
+            runtime_imports=tuple(
+                sorted(
+                    {"AdapterPrompts", "FieldSpec", "Signature", "check_generated_version"}
+                    | {p.base for p in predictors}
+                )
+            ),
         ),
         [],
     )

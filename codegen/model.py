@@ -34,7 +34,8 @@ class CheckedField:
 @dataclass(frozen=True, slots=True)
 class CheckedSignature:
     name: str
-    #: instructions as written, or DSPy's default sentence when the signature has no docstring
+    #: instructions as written; ``""`` when the signature has none (the runtime's default
+    #: sentence is used then, see :func:`sigforge.runtime.adapters.default_instructions`)
     instructions: str
     inputs: tuple[CheckedField, ...]
     outputs: tuple[CheckedField, ...]

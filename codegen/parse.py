@@ -59,6 +59,11 @@ def _decode_docstring(raw: str) -> str:
     return inspect.cleandoc("".join(out))
 
 
+def _option(meta: Any, children: list[Any]) -> ast.Option:
+    name, value = children
+    return ast.Option(str(name), value, _meta_span(meta), _span(name))
+
+
 class _Options(tuple[ast.Option, ...]):
     pass
 
@@ -124,8 +129,7 @@ class _ToAst(Transformer[Token, Any]):
     # -- declarations
     @v_args(meta=True)
     def option(self, meta: Any, children: list[Any]) -> ast.Option:
-        name, value = children
-        return ast.Option(str(name), value, _meta_span(meta), _span(name))
+        return _option(meta, children)
 
     def options(self, children: list[ast.Option | None]) -> _Options:
         return _Options(c for c in children if c is not None)
@@ -177,7 +181,7 @@ class _ToAst(Transformer[Token, Any]):
 
     @v_args(meta=True)
     def keyword_arg(self, meta: Any, children: list[Any]) -> ast.Option:
-        return self.option(meta, children)
+        return _option(meta, children)
 
     @v_args(meta=True)
     def predictor(self, meta: Any, children: list[Any]) -> ast.PredictorDecl:
@@ -218,7 +222,8 @@ def _describe_expected(names: set[str]) -> str:
 def _syntax_diagnostic(path: str, source: str, exc: UnexpectedInput) -> Diagnostic:
     line, column = exc.line, exc.column
     if isinstance(exc, UnexpectedCharacters):
-        ch = source[exc.pos_in_stream] if exc.pos_in_stream < len(source) else ""
+        pos = exc.pos_in_stream
+        ch = source[pos] if pos is not None and pos < len(source) else ""
         hint = None
         if ch == '"':
             hint = 'a string must close on the line it opens; use """...""" for text over several lines'
@@ -231,7 +236,11 @@ def _syntax_diagnostic(path: str, source: str, exc: UnexpectedInput) -> Diagnost
         )
     if isinstance(exc, UnexpectedToken | UnexpectedEOF):
         tok = exc.token
-        expected = set(exc.expected) if isinstance(exc, UnexpectedToken) else set(exc.expected)
+        expected = set(exc.expected)
+        if isinstance(exc, UnexpectedToken) and exc.interactive_parser is not None:
+            # The LALR table's lookahead set can include tokens that only a reduction
+            # would accept; ask the parser what it really accepts here.
+            expected = set(exc.interactive_parser.accepts()) or expected  # type: ignore[no-untyped-call]
         if tok is None or tok.type == "$END":
             lines = source.splitlines() or [""]
             last = len(lines)

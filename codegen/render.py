@@ -6,6 +6,7 @@ from functools import cache
 
 import black
 import jinja2
+from black.mode import Mode, TargetVersion
 
 from sigforge.runtime import __version__
 
@@ -31,7 +32,7 @@ def environment() -> jinja2.Environment:
     return env
 
 
-_MODE = black.Mode(target_versions={black.TargetVersion.PY311}, line_length=88)
+_MODE = Mode(target_versions={TargetVersion.PY311}, line_length=88)
 
 
 def format_python(source: str) -> str:

@@ -13,8 +13,8 @@ signature TagReview {
     Only use aspects that the review actually talks about.
     """
     in  review: str                                       "The review text"
-    in  language: str | None = None                       "ISO code of the review's language, if known"
-    in  max_tags: int             (ge=1, le=10) = 3       "How many tags at most"
+    in  language: str | None     "ISO code of the review's language, if known" = None
+    in  max_tags: int             (ge=1, le=10)           "How many tags at most" = 3
     out tags: list[str]           (max_items=10)          "Lower-case aspect names, e.g. battery"
     out scores: dict[str, float]                          "Sentiment per tag, -1 to 1"
     out needs_follow_up: bool                             "Whether support should contact the customer"

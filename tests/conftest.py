@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
 from sigforge.runtime.history import clear_history
 from sigforge.runtime.settings import configure
 

@@ -11,6 +11,7 @@ from typing import Any, Literal
 
 import pytest
 from pydantic import BaseModel
+
 from sigforge.runtime.adapters import (
     ADAPTERS,
     ChatAdapter,

@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import BaseModel, Field
+
 from sigforge.runtime.adapters import ChatAdapter, JSONAdapter, field_spec, output_json_schema
 from sigforge.runtime.adapters.base import Adapter
 from sigforge.runtime.adapters.parsing import parse_plan, split_chat, split_json

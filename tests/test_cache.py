@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from sigforge.runtime.cache import Cache, cache_key
 from sigforge.runtime.history import last
 from sigforge.runtime.lm import LM

@@ -54,7 +54,7 @@ predictor P = chain_of_thought(S)
     assert by_name["k"].constraints == (("ge", 1), ("le", 10))
     assert by_name["k"].has_default and by_name["k"].default == 3
     assert by_name["answer"].constraints == (("max_length", 5), ("pattern", "^x"))
-    assert sig.instructions == "Given the fields `context`, `lang`, `k`, produce the fields `label`, `scores`, `answer`."
+    assert sig.instructions == ""
     assert module.predictors[0].kind == "chain_of_thought"
 
 

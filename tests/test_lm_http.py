@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from sigforge.runtime.errors import (
     AuthenticationError,
     BadRequestError,

@@ -84,7 +84,9 @@ def test_every_construct_parses_into_the_ast() -> None:
         ["AnswerQuestion"],
     )
     assert isinstance(quick, ast.PredictorDecl)
-    assert [(o.name, o.value) for o in quick.options][0][0] == "adapter"
+    (option,) = quick.options
+    assert option.name == "adapter"
+    assert isinstance(option.value, ast.StringValue) and option.value.value == "json"
 
 
 def test_spans_are_one_based_and_point_at_the_token() -> None:

@@ -18,6 +18,7 @@ from typing import Any, Literal
 
 import pytest
 from pydantic import BaseModel, create_model
+
 from sigforge.runtime.adapters import (
     ChatAdapter,
     JSONAdapter,

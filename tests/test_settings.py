@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from sigforge.runtime.cache import Cache
 from sigforge.runtime.errors import ConfigurationError
 from sigforge.runtime.settings import (

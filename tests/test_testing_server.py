@@ -10,6 +10,7 @@ from typing import Any
 
 import httpx
 import pytest
+
 from sigforge.runtime.errors import RateLimitError
 from sigforge.runtime.history import last
 from sigforge.runtime.lm import LM

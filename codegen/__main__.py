@@ -1,0 +1,5 @@
+"""`python -m sigforge.codegen` runs the CLI."""
+
+from .cli import main
+
+main()

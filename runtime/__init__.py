@@ -1,0 +1,70 @@
+"""sigforge's runtime: the thin layer generated predictors link against.
+
+Public API only; each name lives in a module with one job:
+``lm`` (HTTP clients), ``settings`` (configure / context), ``cache``, ``history``,
+``adapters`` (prompt formats), ``predictors`` (base classes of generated code),
+``signature`` (field metadata carried by generated code), ``errors``.
+"""
+
+from ._version import __version__, check_generated_version
+from .adapters import Adapter, ChatAdapter, JSONAdapter
+from .cache import Cache
+from .errors import (
+    AuthenticationError,
+    BadRequestError,
+    BadResponseError,
+    ConfigurationError,
+    GeneratedCodeVersionError,
+    LMConnectionError,
+    LMError,
+    LMTimeoutError,
+    OutputParseError,
+    RateLimitError,
+    ServerError,
+    SigforgeError,
+    StateError,
+)
+from .history import HistoryEntry, inspect_history
+from .lm import LM, BaseLM
+from .messages import Completion, LMRequest, Message, Usage
+from .predictors import ChainOfThought, Demo, Predict
+from .settings import configure, context
+from .signature import AdapterPrompts, FieldSpec, Signature
+
+__all__ = [
+    "LM",
+    "Adapter",
+    "AdapterPrompts",
+    "AuthenticationError",
+    "BadRequestError",
+    "BadResponseError",
+    "BaseLM",
+    "Cache",
+    "ChainOfThought",
+    "ChatAdapter",
+    "Completion",
+    "ConfigurationError",
+    "Demo",
+    "FieldSpec",
+    "GeneratedCodeVersionError",
+    "HistoryEntry",
+    "JSONAdapter",
+    "LMConnectionError",
+    "LMError",
+    "LMRequest",
+    "LMTimeoutError",
+    "Message",
+    "OutputParseError",
+    "Predict",
+    "RateLimitError",
+    "ServerError",
+    "SigforgeError",
+    "Signature",
+    "StateError",
+    "Usage",
+    "__version__",
+    "check_generated_version",
+    "configure",
+    "context",
+    "inspect_history",
+]

@@ -1,0 +1,268 @@
+"""Base classes of generated predictors: run a signature through an adapter and an LM.
+
+A generated predictor subclasses :class:`Predict` (or :class:`ChainOfThought`) with its
+inputs and outputs models as type arguments and a typed keyword-only ``__call__`` that
+builds the inputs model and calls :meth:`Predict.run`. Everything that is the same on
+every call is either a generated constant or computed once and kept here; per call, only
+the final user message is formatted and the reply parsed.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any, ClassVar, Generic, TypeVar, cast
+
+from pydantic import BaseModel, TypeAdapter, ValidationError
+
+from ._version import __version__
+from .adapters import ADAPTERS, Adapter, adapter_for
+from .errors import OutputParseError, StateError
+from .lm import BaseLM
+from .messages import LMRequest, Message
+from .settings import current_adapter, current_lm
+from .signature import AdapterPrompts, Signature
+
+InT = TypeVar("InT", bound=BaseModel)
+OutT = TypeVar("OutT", bound=BaseModel)
+
+#: Version of the JSON written by :meth:`Predict.save`.
+STATE_VERSION = 1
+
+
+def get_adapter(adapter: Adapter | str) -> Adapter:
+    """An adapter instance from an instance or a name (``"chat"``, ``"json"``)."""
+    return adapter if isinstance(adapter, Adapter) else adapter_for(adapter)
+
+
+@dataclass(frozen=True, slots=True)
+class Demo:
+    """One worked example shown to the LM: field name -> value, inputs and outputs together.
+
+    A demo may leave fields out (DSPy calls such demos partial); build complete, typed
+    demos with :meth:`Predict.make_demo`.
+    """
+
+    values: Mapping[str, Any]
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "values", MappingProxyType(dict(self.values)))
+
+
+class Predict(Generic[InT, OutT]):
+    """Runs one signature: format the prompt, call the LM, parse and validate the reply."""
+
+    signature: ClassVar[type[Signature]]
+    #: the adapter used when neither the predictor nor the settings name one
+    default_adapter: ClassVar[str] = "chat"
+
+    def __init__(
+        self,
+        *,
+        lm: BaseLM | None = None,
+        adapter: Adapter | str | None = None,
+        instructions: str | None = None,
+        demos: Iterable[Demo | Mapping[str, Any]] = (),
+    ) -> None:
+        self.lm = lm
+        self.adapter: Adapter | None = get_adapter(adapter) if adapter is not None else None
+        self._instructions = instructions
+        self._prompt_cache: dict[str, AdapterPrompts] = {}
+        self._demo_cache: dict[str, list[Message]] = {}
+        self._demos: tuple[Demo, ...] = ()
+        self.demos = list(demos)
+
+    # ------------------------------------------------------------ instructions and demos
+    @property
+    def instructions(self) -> str:
+        """The instructions in use: an override, or the signature's declared ones."""
+        return self.signature.instructions if self._instructions is None else self._instructions
+
+    @instructions.setter
+    def instructions(self, value: str | None) -> None:
+        self._instructions = None if value == self.signature.instructions else value
+        self._prompt_cache.clear()
+
+    @property
+    def demos(self) -> list[Demo]:
+        return list(self._demos)
+
+    @demos.setter
+    def demos(self, demos: Iterable[Demo | Mapping[str, Any]]) -> None:
+        self._demos = tuple(self._validate_demo(d) for d in demos)
+        self._demo_cache.clear()
+
+    def make_demo(self, inputs: InT, outputs: OutT) -> Demo:
+        """A complete demo from typed inputs and outputs."""
+        return Demo({**dict(inputs), **dict(outputs)})
+
+    @classmethod
+    def _field_adapters(cls) -> dict[str, TypeAdapter[Any]]:
+        cache: dict[str, TypeAdapter[Any]] | None = cls.__dict__.get("_field_adapter_cache")
+        if cache is None:
+            cache = {}
+            for model in (cls.signature.inputs, cls.signature.outputs):
+                for name, info in model.model_fields.items():
+                    cache[name] = TypeAdapter(cast(Any, info.annotation))
+            cls._field_adapter_cache = cache  # type: ignore[attr-defined]
+        return cache
+
+    def _validate_demo(self, demo: Demo | Mapping[str, Any]) -> Demo:
+        values = demo.values if isinstance(demo, Demo) else demo
+        adapters = self._field_adapters()
+        checked: dict[str, Any] = {}
+        for name, value in values.items():
+            if name not in adapters:
+                raise StateError(
+                    f"demo field {name!r} is not a field of {self.signature.name} "
+                    f"(fields: {', '.join(adapters)})"
+                )
+            try:
+                checked[name] = adapters[name].validate_python(value)
+            except ValidationError as exc:
+                raise StateError(
+                    f"demo field {name!r} of {self.signature.name}: {exc.errors()[0]['msg']}"
+                ) from None
+        return demo if isinstance(demo, Demo) and checked == dict(values) else Demo(checked)
+
+    # ------------------------------------------------------------ prompt parts
+    def _resolve_adapter(self) -> Adapter:
+        if self.adapter is not None:
+            return self.adapter
+        configured = current_adapter()
+        if configured is not None:
+            return get_adapter(cast("Adapter | str", configured))
+        return adapter_for(self.default_adapter)
+
+    def _prompts(self, adapter: Adapter) -> AdapterPrompts:
+        if self._instructions is None:
+            precomputed = self.signature.prompts.get(adapter.name)
+            if precomputed is not None:
+                return precomputed
+        parts = self._prompt_cache.get(adapter.name)
+        if parts is None:
+            sig = self.signature
+            parts = adapter.prompts(sig.input_fields, sig.output_fields, self.instructions)
+            self._prompt_cache[adapter.name] = parts
+        return parts
+
+    def _demo_messages(self, adapter: Adapter) -> list[Message]:
+        if not self._demos:
+            return []
+        messages = self._demo_cache.get(adapter.name)
+        if messages is None:
+            sig = self.signature
+            messages = adapter.format_demos(
+                sig.input_fields, sig.output_fields, [d.values for d in self._demos]
+            )
+            self._demo_cache[adapter.name] = messages
+        return messages
+
+    def format(self, inputs: InT, adapter: Adapter | str | None = None) -> list[Message]:
+        """The messages this predictor would send for ``inputs`` (for inspection and tests)."""
+        chosen = get_adapter(adapter) if adapter is not None else self._resolve_adapter()
+        return list(self._request(inputs, chosen).messages)
+
+    def _request(self, inputs: InT, adapter: Adapter) -> LMRequest:
+        prompts = self._prompts(adapter)
+        messages = adapter.messages(
+            prompts.system,
+            self._demo_messages(adapter),
+            self.signature.input_fields,
+            inputs.__dict__,
+            prompts.output_request,
+        )
+        return LMRequest(tuple(messages), adapter.request_params(self.signature))
+
+    # ------------------------------------------------------------ calling
+    def _lm(self) -> BaseLM:
+        return self.lm if self.lm is not None else current_lm()
+
+    def run(self, inputs: InT) -> OutT:
+        """Predict the outputs for a validated inputs model."""
+        lm = self._lm()
+        adapter = self._resolve_adapter()
+        completion = lm.complete(self._request(inputs, adapter))
+        try:
+            return cast(OutT, adapter.parse(self.signature, completion.text))
+        except OutputParseError as exc:
+            fallback = self._fallback(adapter, exc)
+            completion = lm.complete(self._request(inputs, fallback))
+            return cast(OutT, fallback.parse(self.signature, completion.text))
+
+    async def arun(self, inputs: InT) -> OutT:
+        """Async :meth:`run`."""
+        lm = self._lm()
+        adapter = self._resolve_adapter()
+        completion = await lm.acomplete(self._request(inputs, adapter))
+        try:
+            return cast(OutT, adapter.parse(self.signature, completion.text))
+        except OutputParseError as exc:
+            fallback = self._fallback(adapter, exc)
+            completion = await lm.acomplete(self._request(inputs, fallback))
+            return cast(OutT, fallback.parse(self.signature, completion.text))
+
+    @staticmethod
+    def _fallback(adapter: Adapter, exc: OutputParseError) -> Adapter:
+        """The JSON adapter, once, when a chat reply had no usable structure; else re-raise."""
+        if adapter.name == "chat" and exc.structural:
+            return ADAPTERS["json"]
+        raise exc
+
+    # ------------------------------------------------------------ state
+    def dump_state(self) -> dict[str, Any]:
+        from pydantic_core import to_jsonable_python
+
+        return {
+            "sigforge_state": STATE_VERSION,
+            "runtime": __version__,
+            "predictor": type(self).__name__,
+            "signature": self.signature.name,
+            "instructions": self._instructions,
+            "demos": [to_jsonable_python(dict(d.values)) for d in self._demos],
+        }
+
+    def load_state(self, state: Mapping[str, Any]) -> None:
+        version = state.get("sigforge_state")
+        if version != STATE_VERSION:
+            raise StateError(
+                f"unsupported state version {version!r} (this runtime reads version {STATE_VERSION})"
+            )
+        if state.get("signature") != self.signature.name:
+            raise StateError(
+                f"state was saved for signature {state.get('signature')!r}, "
+                f"not {self.signature.name!r}"
+            )
+        instructions = state.get("instructions")
+        if instructions is not None and not isinstance(instructions, str):
+            raise StateError("`instructions` in saved state must be a string or null")
+        demos = state.get("demos", [])
+        if not isinstance(demos, list) or not all(isinstance(d, dict) for d in demos):
+            raise StateError("`demos` in saved state must be a list of objects")
+        new_demos = [self._validate_demo(d) for d in demos]
+        self.instructions = instructions
+        self._demos = tuple(new_demos)
+        self._demo_cache.clear()
+
+    def save(self, path: str | Path) -> None:
+        """Write instructions and demos as versioned JSON."""
+        Path(path).write_text(
+            json.dumps(self.dump_state(), indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
+        )
+
+    def load(self, path: str | Path) -> None:
+        """Read what :meth:`save` wrote; the predictor is unchanged if the file does not fit."""
+        try:
+            state = json.loads(Path(path).read_text(encoding="utf-8"))
+        except json.JSONDecodeError as exc:
+            raise StateError(f"{path}: not valid JSON ({exc})") from None
+        if not isinstance(state, dict):
+            raise StateError(f"{path}: expected a JSON object")
+        self.load_state(state)
+
+
+class ChainOfThought(Predict[InT, OutT]):
+    """Predict over a signature extended at generation time with a leading ``reasoning`` output."""
