@@ -21,14 +21,14 @@ check_generated_version("0.1.0", __name__)
 class ClassifySentimentInputs(BaseModel):
     """Inputs of `ClassifySentiment`."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
     review: str = Field(description="The review text")
 
 
 class ClassifySentimentOutputs(BaseModel):
     """Outputs of `ClassifySentiment`."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
     sentiment: Literal["positive", "negative", "neutral"]
     confidence: float = Field(ge=0.0, le=1.0, description="Confidence between 0 and 1")
 
@@ -140,7 +140,7 @@ class ClassifySentiment(Signature):
 class TagReviewInputs(BaseModel):
     """Inputs of `TagReview`."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
     review: str = Field(description="The review text")
     language: str | None = Field(
         default=None, description="ISO code of the review's language, if known"
@@ -151,7 +151,7 @@ class TagReviewInputs(BaseModel):
 class TagReviewOutputs(BaseModel):
     """Outputs of `TagReview`."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
     tags: list[str] = Field(
         max_length=10, description="Lower-case aspect names, e.g. battery"
     )
@@ -327,7 +327,7 @@ class TagReview(Signature):
 class TagReviewWithReasoningOutputs(BaseModel):
     """Outputs of `TagReviewWithReasoning`."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
     reasoning: str
     tags: list[str] = Field(
         max_length=10, description="Lower-case aspect names, e.g. battery"

@@ -19,7 +19,7 @@ check_generated_version("0.1.0", __name__)
 class AnswerQuestionInputs(BaseModel):
     """Inputs of `AnswerQuestion`."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
     context: list[str] = Field(min_length=1, description="Relevant passages")
     question: str = Field(description="The user's question")
 
@@ -27,7 +27,7 @@ class AnswerQuestionInputs(BaseModel):
 class AnswerQuestionOutputs(BaseModel):
     """Outputs of `AnswerQuestion`."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
     answer: str = Field(max_length=500, description="A short factoid answer")
     confidence: float = Field(ge=0.0, le=1.0)
 
@@ -160,7 +160,7 @@ class AnswerQuestion(Signature):
 class AnswerQuestionWithReasoningOutputs(BaseModel):
     """Outputs of `AnswerQuestionWithReasoning`."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
     reasoning: str
     answer: str = Field(max_length=500, description="A short factoid answer")
     confidence: float = Field(ge=0.0, le=1.0)
