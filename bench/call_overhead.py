@@ -27,7 +27,6 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from generated.qa import Answerer, AnswerQuestionInputs, QuickAnswer  # noqa: E402
-
 from sigforge.runtime import configure  # noqa: E402
 from sigforge.runtime.history import set_history_limit  # noqa: E402
 from sigforge.testing import ScriptedLM  # noqa: E402

@@ -51,6 +51,8 @@ class SignatureIR:
     inputs_model: str
     outputs_model: str
     define_inputs_model: bool
+    #: the signature this one extends (its inputs are that signature's inputs)
+    extends: str | None
     input_fields: tuple[FieldIR, ...]
     output_fields: tuple[FieldIR, ...]
     prompts: tuple[PromptIR, ...]
@@ -145,6 +147,7 @@ def _signature_ir(sig: CheckedSignature, inherited: str = "") -> SignatureIR:
         inputs_model=f"{base}Inputs",
         outputs_model=f"{sig.name}Outputs",
         define_inputs_model=sig.extends is None,
+        extends=sig.extends,
         input_fields=tuple(f for f, _ in inputs),
         output_fields=tuple(f for f, _ in outputs),
         prompts=tuple(prompts),

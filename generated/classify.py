@@ -355,29 +355,7 @@ class TagReviewWithReasoning(Signature):
     )
     inputs = TagReviewInputs
     outputs = TagReviewWithReasoningOutputs
-    input_fields = (
-        FieldSpec(
-            name="review",
-            type_name="str",
-            description="The review text",
-            prefix="Review:",
-        ),
-        FieldSpec(
-            name="language",
-            type_name="Union[str, NoneType]",
-            description="ISO code of the review's language, if known",
-            is_str=False,
-            prefix="Language:",
-        ),
-        FieldSpec(
-            name="max_tags",
-            type_name="int",
-            description="How many tags at most",
-            constraints="greater than or equal to: 1, less than or equal to: 10",
-            is_str=False,
-            prefix="Max Tags:",
-        ),
-    )
+    input_fields = TagReview.input_fields
     output_fields = (
         FieldSpec(name="reasoning", type_name="str", prefix="Reasoning:"),
         FieldSpec(

@@ -179,22 +179,7 @@ class AnswerQuestionWithReasoning(Signature):
     )
     inputs = AnswerQuestionInputs
     outputs = AnswerQuestionWithReasoningOutputs
-    input_fields = (
-        FieldSpec(
-            name="context",
-            type_name="list[str]",
-            description="Relevant passages",
-            constraints="minimum length: 1",
-            is_str=False,
-            prefix="Context:",
-        ),
-        FieldSpec(
-            name="question",
-            type_name="str",
-            description="The user's question",
-            prefix="Question:",
-        ),
-    )
+    input_fields = AnswerQuestion.input_fields
     output_fields = (
         FieldSpec(name="reasoning", type_name="str", prefix="Reasoning:"),
         FieldSpec(
