@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import difflib
 import keyword
+import math
 import re
 from collections.abc import Iterable
 from typing import Annotated, Any, cast
@@ -85,8 +86,21 @@ RESERVED_MODULE_NAMES = frozenset(
         "ChainOfThought",
         "check_generated_version",
         "annotations",
+        # builtins the generated annotations and code refer to
+        "str",
+        "int",
+        "float",
+        "bool",
+        "list",
+        "dict",
+        "tuple",
+        "None",
+        "True",
+        "False",
     }
 )
+#: field names with a meaning in the prompt formats (the chat format's end marker)
+RESERVED_FIELD_NAMES = frozenset({"completed", "self"})
 
 
 def _pydantic_reserved() -> frozenset[str]:
@@ -106,7 +120,20 @@ class Checker:
         self.source = source
         self.module = module
         self.diagnostics: list[Diagnostic] = []
-        self._reserved_fields = _pydantic_reserved() | {"self"}
+        self._reserved_fields = _pydantic_reserved() | RESERVED_FIELD_NAMES
+        # Every name at the top level of the generated module: a field may not shadow one,
+        # because model classes and predictors refer to them in their own scope.
+        self._module_names = set(RESERVED_MODULE_NAMES)
+        for decl in sig_file.declarations:
+            self._module_names.add(decl.name)
+            if isinstance(decl, ast.SignatureDecl):
+                base = decl.name
+                self._module_names |= {
+                    f"{base}Inputs",
+                    f"{base}Outputs",
+                    f"{base}WithReasoning",
+                    f"{base}WithReasoningOutputs",
+                }
 
     # ------------------------------------------------------------ helpers
     def error(self, span: ast.Span, code: str, message: str, hint: str | None = None) -> None:
@@ -208,6 +235,13 @@ class Checker:
                 "E208",
                 f"field name `{f.name}` is reserved by the generated pydantic models",
                 "rename the field (names starting with `model_` and BaseModel attributes are reserved)",
+            )
+        elif f.name in self._module_names:
+            self.error(
+                f.name_span,
+                "E208",
+                f"field name `{f.name}` would shadow a name of the generated module",
+                "rename the field; type names, builtins and generated class names are reserved",
             )
         sig_type = self._type(f.type)
         if sig_type is None:
@@ -338,7 +372,7 @@ class Checker:
             if isinstance(value, float):
                 self.error(arg.span, "E202", "`Literal` values cannot be floats")
                 return None
-            if value in values and type(value) is type(values[values.index(value)]):
+            if any(type(v) is type(value) and v == value for v in values):
                 self.error(arg.span, "E209", f"`{value!r}` appears twice in this Literal")
                 return None
             values.append(value)
@@ -392,7 +426,7 @@ class Checker:
             if not isinstance(v, ast.NumberValue):
                 self.error(v.span, "E303", f"`{opt.name}` takes a number")
                 return None
-            return v.value
+            return v.value if self._finite(v) else None
         if not isinstance(v, ast.NumberValue) or not isinstance(v.value, int) or v.value < 0:
             self.error(v.span, "E303", f"`{opt.name}` takes a whole number of at least 0")
             return None
@@ -424,6 +458,8 @@ class Checker:
 
     # ------------------------------------------------------------ values and defaults
     def _value(self, v: ast.Value) -> PyValue | object:
+        if isinstance(v, ast.NumberValue) and not self._finite(v):
+            return _INVALID
         if isinstance(v, ast.StringValue | ast.NumberValue):
             return v.value
         if isinstance(v, ast.NameValue):
@@ -441,6 +477,12 @@ class Checker:
         if any(i is _INVALID for i in items):
             return _INVALID
         return items
+
+    def _finite(self, v: ast.NumberValue) -> bool:
+        if isinstance(v.value, float) and not math.isfinite(v.value):
+            self.error(v.span, "E303", f"`{v.text}` is too large to be a number here")
+            return False
+        return True
 
     def _check_default(
         self,

@@ -103,7 +103,14 @@ class _ToAst(Transformer[Token, Any]):
         tok = children[0]
         text = str(tok)
         is_float = any(c in text for c in ".eE")
-        return ast.NumberValue(float(text) if is_float else int(text), text, _span(tok))
+        try:
+            value: int | float = float(text) if is_float else int(text)
+        except ValueError:  # more digits than Python converts
+            self.diagnostics.append(
+                Diagnostic(self.path, _span(tok), "E104", "number has too many digits")
+            )
+            value = 0
+        return ast.NumberValue(value, text, _span(tok))
 
     def name_value(self, children: list[Token]) -> ast.NameValue:
         return ast.NameValue(str(children[0]), _span(children[0]))

@@ -48,7 +48,21 @@ def compile_sources(src: Path, out: Path) -> CompileResult:
     """Compile every `.sig` file below ``src`` for the output package ``out``."""
     result = CompileResult()
     modules: dict[str, str] = {}
-    for path in find_sources(src):
+    root_label = src.resolve().name
+    if not out.resolve().name.isidentifier() or keyword.iskeyword(out.resolve().name):
+        result.diagnostics.append(
+            Diagnostic(
+                display_path(out),
+                Span(1, 1, 1, 2),
+                "E003",
+                f"output folder name `{out.resolve().name}` cannot be a Python package name",
+                "use letters, digits and `_`, e.g. --out generated",
+            )
+        )
+        return result
+    sources = find_sources(src)
+    module_paths = {p.relative_to(src).with_suffix("").as_posix() for p in sources}
+    for path in sources:
         rel = path.relative_to(src)
         shown = display_path(path)
         try:
@@ -60,19 +74,26 @@ def compile_sources(src: Path, out: Path) -> CompileResult:
             continue
         result.sources[shown] = text
         parts = [*rel.parent.parts, rel.stem]
-        bad = [p for p in parts if not p.isidentifier() or keyword.iskeyword(p)]
-        if bad:
+        bad = [p for p in parts if not p.isidentifier() or keyword.iskeyword(p) or p.startswith("__")]
+        clash = any(m.startswith(f"{'/'.join(parts)}/") for m in module_paths)
+        if bad or clash:
+            message = (
+                f"`{bad[0]}` cannot be a generated module name"
+                if bad
+                else f"`{rel.stem}.sig` and the folder `{rel.stem}/` would both become the module `{rel.stem}`"
+            )
             result.diagnostics.append(
                 Diagnostic(
                     shown,
                     Span(1, 1, 1, 2),
                     "E002",
-                    f"`{bad[0]}` cannot be a Python module name",
-                    "name .sig files and folders like Python modules: letters, digits and `_`",
+                    message,
+                    "name .sig files and folders like Python modules (letters, digits, `_`; "
+                    "no leading `__`), and do not give a file and a folder the same name",
                 )
             )
             continue
-        module_text = _compile_file(text, shown, f"{src.name}/{rel.as_posix()}", ".".join(parts), result)
+        module_text = _compile_file(text, shown, f"{root_label}/{rel.as_posix()}", ".".join(parts), result)
         if module_text is not None:
             modules["/".join(parts) + ".py"] = module_text
     result.diagnostics.sort(key=Diagnostic.sort_key)
@@ -81,9 +102,13 @@ def compile_sources(src: Path, out: Path) -> CompileResult:
     result.files = dict(modules)
     package = out.name
     example = next(iter(sorted(modules)), "module.py")[:-3].replace("/", ".")
-    for folder in sorted({str(Path(p).parent.as_posix()) for p in modules} | {"."}):
+    folders = {"."}
+    for module_path in modules:
+        parent = Path(module_path).parent
+        folders |= {p.as_posix() for p in (parent, *parent.parents)}
+    for folder in sorted(folders):
         init = "__init__.py" if folder == "." else f"{folder}/__init__.py"
-        result.files[init] = render_init(src.name, package, example)
+        result.files[init] = render_init(root_label, package, example)
     result.files["py.typed"] = ""
     result.files = dict(sorted(result.files.items()))
     return result

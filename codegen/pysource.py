@@ -7,13 +7,14 @@ or instructions are data in the generated module, never code.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 
 def py_literal(value: Any) -> str:
     """A Python expression equal to ``value`` (str, int, float, bool, None, list, tuple, dict)."""
-    if isinstance(value, float) and value != value:  # NaN has no literal
-        raise ValueError("NaN cannot be written as a literal")
+    if isinstance(value, float) and not math.isfinite(value):  # inf and NaN have no literal
+        raise ValueError(f"{value} cannot be written as a literal")
     if isinstance(value, dict):
         items = ", ".join(f"{py_literal(k)}: {py_literal(v)}" for k, v in value.items())
         return "{" + items + "}"
@@ -33,6 +34,11 @@ def py_string_lines(text: str) -> str:
     if len(lines) <= 1:
         return repr(text)
     return "(\n" + "\n".join(repr(line) for line in lines) + "\n)"
+
+
+def py_comment(text: str) -> str:
+    """Text safe inside a ``#`` comment: characters that are not printable are escaped."""
+    return "".join(ch if ch.isprintable() else ch.encode("unicode_escape").decode("ascii") for ch in text)
 
 
 def py_docstring(text: str) -> str:

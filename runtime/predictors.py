@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, ClassVar, Generic, TypeVar, cast
+from typing import Annotated, Any, ClassVar, Generic, TypeVar, cast
 
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
@@ -69,10 +69,11 @@ class Predict(Generic[InT, OutT]):
     ) -> None:
         self.lm = lm
         self.adapter: Adapter | None = get_adapter(adapter) if adapter is not None else None
-        self._instructions = instructions
+        self._instructions: str | None = None
         self._prompt_cache: dict[str, AdapterPrompts] = {}
         self._demo_cache: dict[str, list[Message]] = {}
         self._demos: tuple[Demo, ...] = ()
+        self.instructions = instructions
         self.demos = list(demos)
 
     # ------------------------------------------------------------ instructions and demos
@@ -106,7 +107,9 @@ class Predict(Generic[InT, OutT]):
             cache = {}
             for model in (cls.signature.inputs, cls.signature.outputs):
                 for name, info in model.model_fields.items():
-                    cache[name] = TypeAdapter(cast(Any, info.annotation))
+                    # the annotation with its constraints (ge, max_length, ...)
+                    annotated = Annotated[(info.annotation, *info.metadata)] if info.metadata else info.annotation
+                    cache[name] = TypeAdapter(cast(Any, annotated))
             cls._field_adapter_cache = cache  # type: ignore[attr-defined]
         return cache
 
@@ -162,9 +165,9 @@ class Predict(Generic[InT, OutT]):
         return messages
 
     def format(self, inputs: InT, adapter: Adapter | str | None = None) -> list[Message]:
-        """The messages this predictor would send for ``inputs`` (for inspection and tests)."""
+        """The messages this predictor would send for ``inputs`` (copies: for inspection and tests)."""
         chosen = get_adapter(adapter) if adapter is not None else self._resolve_adapter()
-        return list(self._request(inputs, chosen).messages)
+        return [cast(Message, dict(m)) for m in self._request(inputs, chosen).messages]
 
     def _request(self, inputs: InT, adapter: Adapter) -> LMRequest:
         prompts = self._prompts(adapter)

@@ -233,7 +233,7 @@ def test_retry_after_http_date_is_capped() -> None:
         started = time.perf_counter()
         assert lm.complete(ask()).text == "ok"
         waited = time.perf_counter() - started
-    assert 0.1 <= waited < 1.0
+    assert 0.1 <= waited < 5.0  # capped: the header asked for an hour
 
 
 @pytest.mark.parametrize(

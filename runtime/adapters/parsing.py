@@ -139,15 +139,22 @@ def _as_bool(value: Any) -> Any:
     return word  # pydantic also knows 1/0, on/off, t/f, y/n
 
 
-def _choice_coercer(choices: Mapping[str, Any], fallback: Coercer) -> Coercer:
-    """Match text against ``choices`` (keys lower-cased) ignoring case and surrounding quotes."""
+def _choice_coercer(
+    choices: Mapping[str, Any], fallback: Coercer, exact: Mapping[str, Any]
+) -> Coercer:
+    """Match text against the choices: exactly first (``exact``: text members as spelled),
+    then ignoring case and surrounding quotes (``choices``: keys lower-cased)."""
 
     def coerce(value: Any) -> Any:
         if not isinstance(value, str):
             return fallback(value)
+        if value in exact:
+            return exact[value]
         text = _unquote(_unfence(value.strip()))
         if text.startswith("Literal[") and text.endswith("]"):
             text = _unquote(text[len("Literal[") : -1].strip())
+        if text in exact:
+            return exact[text]
         key = text.lower()
         if key in choices:
             return choices[key]
@@ -164,7 +171,8 @@ def _literal_coercer(annotation: Any) -> Coercer:
     choices = {str(member).lower(): member for member in allowed}
     # non-text members (numbers, booleans) may still arrive as JSON data
     fallback = _as_data if any(not isinstance(member, str) for member in allowed) else _identity
-    return _choice_coercer(choices, fallback)
+    exact = {member: member for member in allowed if isinstance(member, str)}
+    return _choice_coercer(choices, fallback, exact)
 
 
 def _enum_coercer(enum_cls: type[enum.Enum]) -> Coercer:
@@ -174,7 +182,8 @@ def _enum_coercer(enum_cls: type[enum.Enum]) -> Coercer:
     for member in enum_cls:
         choices.setdefault(member.name.lower(), member)
         choices.setdefault(f"{enum_cls.__name__}.{member.name}".lower(), member)
-    return _choice_coercer(choices, _identity)
+    exact = {member.value: member for member in enum_cls if isinstance(member.value, str)}
+    return _choice_coercer(choices, _identity, exact)
 
 
 def _optional_coercer(inner: Coercer) -> Coercer:
