@@ -211,7 +211,7 @@ def test_retry_after_zero_is_obeyed_instead_of_backoff(header: str) -> None:
         lm = make_lm(server, backoff_base=30.0, backoff_max=30.0)
         started = time.perf_counter()
         assert lm.complete(ask()).text == "ok"
-    assert time.perf_counter() - started < 1.0
+    assert time.perf_counter() - started < 3.0
     assert len(server.requests) == 2
 
 
@@ -222,7 +222,7 @@ def test_retry_after_seconds_are_waited() -> None:
         started = time.perf_counter()
         assert lm.complete(ask()).text == "ok"
         waited = time.perf_counter() - started
-    assert 0.2 <= waited < 1.0
+    assert 0.2 <= waited < 3.0
 
 
 def test_retry_after_http_date_is_capped() -> None:
@@ -294,7 +294,7 @@ def test_timeouts_are_retried_then_raised() -> None:
         assert len(server.requests) == 2
     assert caught.value.attempts == 2
     assert caught.value.status is None
-    assert elapsed < 1.0
+    assert elapsed < 3.0
     assert not isinstance(caught.value, LMConnectionError)
 
 

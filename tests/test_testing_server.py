@@ -168,7 +168,7 @@ def test_stops_itself_after_max_lifetime() -> None:
     port = server.port
     started = time.perf_counter()
     assert server.wait_stopped(timeout=5)
-    assert 0.15 <= time.perf_counter() - started < 2
+    assert 0.15 <= time.perf_counter() - started < 4
     assert not server.running
     with socket.socket() as sock, pytest.raises(OSError):
         sock.settimeout(1)
@@ -195,7 +195,7 @@ def test_stop_does_not_wait_for_delayed_replies() -> None:
     started = time.perf_counter()
     server.stop()
     thread.join(timeout=5)
-    assert time.perf_counter() - started < 1.5
+    assert time.perf_counter() - started < 4
     assert not thread.is_alive()
     assert len(outcome) == 1
 
