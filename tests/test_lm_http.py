@@ -294,7 +294,7 @@ def test_timeouts_are_retried_then_raised() -> None:
         assert len(server.requests) == 2
     assert caught.value.attempts == 2
     assert caught.value.status is None
-    assert elapsed < 3.0
+    assert elapsed < 1.8  # less than one late reply: the client gave up
     assert not isinstance(caught.value, LMConnectionError)
 
 
