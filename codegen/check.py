@@ -24,6 +24,7 @@ from .model import (
     PredictorKind,
     PyValue,
 )
+from .pysource import py_literal
 from .types import (
     PRIMITIVES,
     DictOf,
@@ -125,15 +126,7 @@ class Checker:
         # because model classes and predictors refer to them in their own scope.
         self._module_names = set(RESERVED_MODULE_NAMES)
         for decl in sig_file.declarations:
-            self._module_names.add(decl.name)
-            if isinstance(decl, ast.SignatureDecl):
-                base = decl.name
-                self._module_names |= {
-                    f"{base}Inputs",
-                    f"{base}Outputs",
-                    f"{base}WithReasoning",
-                    f"{base}WithReasoningOutputs",
-                }
+            self._module_names |= set(generated_names(decl))
 
     # ------------------------------------------------------------ helpers
     def error(self, span: ast.Span, code: str, message: str, hint: str | None = None) -> None:
@@ -145,6 +138,7 @@ class Checker:
         declared: dict[str, ast.Span] = {}
         for decl in self.file.declarations:
             self._check_decl_name(decl.name, decl.name_span, declared)
+        self._check_generated_names()
         for decl in self.file.declarations:
             if isinstance(decl, ast.SignatureDecl):
                 checked = self._signature(decl)
@@ -189,6 +183,21 @@ class Checker:
             )
         elif name.startswith("_"):
             self.error(span, "E207", f"`{name}`: declaration names may not start with `_`")
+
+    def _check_generated_names(self) -> None:
+        """Two declarations may not generate the same class (e.g. `A` and `AInputs`)."""
+        owners: dict[str, ast.Declaration] = {}
+        for decl in self.file.declarations:
+            for name in generated_names(decl):
+                other = owners.setdefault(name, decl)
+                if other.name != decl.name:  # same-name declarations are E206
+                    self.error(
+                        decl.name_span,
+                        "E210",
+                        f"`{decl.name}` would generate a class `{name}`, which `{other.name}` "
+                        f"(line {other.span.line}) also generates",
+                        "rename one of them",
+                    )
 
     # ------------------------------------------------------------ signatures
     def _signature(self, decl: ast.SignatureDecl) -> CheckedSignature | None:
@@ -504,7 +513,7 @@ class Checker:
             self.error(
                 f.default.span,
                 "E307",
-                f"default {_show(value)} does not fit `{t.source()}`: {first[0].lower()}{first[1:]}",
+                f"default {py_literal(value)} does not fit `{t.source()}`: {first[0].lower()}{first[1:]}",
             )
 
 
@@ -592,8 +601,21 @@ class Checker:
 _INVALID = object()
 
 
-def _show(value: PyValue) -> str:
-    return repr(value)
+def generated_names(decl: ast.Declaration) -> tuple[str, ...]:
+    """The top-level classes a declaration generates (the one table of derived names).
+
+    The ``WithReasoning`` names are reserved for every signature, whether or not a
+    chain_of_thought predictor uses it, so adding one never renames anything."""
+    if isinstance(decl, ast.PredictorDecl):
+        return (decl.name,)
+    base = decl.name
+    return (
+        base,
+        f"{base}Inputs",
+        f"{base}Outputs",
+        f"{base}WithReasoning",
+        f"{base}WithReasoningOutputs",
+    )
 
 
 def _applies(applies: str, t: SigType) -> bool:

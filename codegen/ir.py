@@ -9,18 +9,15 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Any
 
 from sigforge.runtime.adapters import ADAPTERS, default_instructions
 from sigforge.runtime.adapters.types import field_spec, output_json_schema
 from sigforge.runtime.signature import FieldSpec
 
-from .ast import Span
-from .diagnostics import Diagnostic
 from .extend import run_signature_name
 from .model import CheckedField, CheckedModule, CheckedSignature
 from .pysource import py_literal, py_string_lines
-from .types import uses_literal
+from .types import SigType, uses_literal
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,7 +113,13 @@ def _field_ir(field: CheckedField) -> tuple[FieldIR, FieldSpec]:
         model_default = f"Field({', '.join(args)})" if args else None
     param_default = py_literal(field.default) if field.has_default else None
     return (
-        FieldIR(field.name, field.type.source(), model_default, param_default, _spec_source(spec)),
+        FieldIR(
+            field.name,
+            field.type.source(),
+            model_default,
+            param_default,
+            _spec_source(spec),
+        ),
         spec,
     )
 
@@ -128,12 +131,18 @@ def _signature_ir(sig: CheckedSignature, inherited: str = "") -> SignatureIR:
     outputs = [_field_ir(f) for f in sig.outputs]
     in_specs = tuple(s for _, s in inputs)
     out_specs = tuple(s for _, s in outputs)
-    instructions = sig.instructions or inherited or default_instructions(in_specs, out_specs)
+    instructions = (
+        sig.instructions or inherited or default_instructions(in_specs, out_specs)
+    )
     prompts = []
     for adapter in ADAPTERS.values():
         parts = adapter.prompts(in_specs, out_specs, instructions)
         prompts.append(
-            PromptIR(adapter.name, py_string_lines(parts.system), py_string_lines(parts.output_request))
+            PromptIR(
+                adapter.name,
+                py_string_lines(parts.system),
+                py_string_lines(parts.output_request),
+            )
         )
     schema = output_json_schema({f.name: f.type.annotation() for f in sig.outputs})
     doc = instructions
@@ -155,44 +164,18 @@ def _signature_ir(sig: CheckedSignature, inherited: str = "") -> SignatureIR:
     )
 
 
-def _all_types(module: CheckedModule) -> list[Any]:
+def _all_types(module: CheckedModule) -> list[SigType]:
     return [f.type for s in module.signatures for f in (*s.inputs, *s.outputs)]
 
 
-def lower(module: CheckedModule, path: str) -> tuple[ModuleIR | None, list[Diagnostic]]:
-    """Lower a checked, extended module; reports generated names that collide."""
-    diagnostics: list[Diagnostic] = []
-    owners: dict[str, tuple[str, Span]] = {}
-
-    def claim(name: str, owner: str, span: Span) -> None:
-        if name in owners and owners[name][0] != owner:
-            other, other_span = owners[name]
-            diagnostics.append(
-                Diagnostic(
-                    path,
-                    span,
-                    "E210",
-                    f"`{owner}` would generate a class `{name}`, which `{other}` (line {other_span.line}) also generates",
-                    "rename one of them",
-                )
-            )
-        owners.setdefault(name, (owner, span))
-
-    for sig in module.signatures:
-        for name in (sig.name, f"{sig.name}Inputs", f"{sig.name}Outputs"):
-            claim(name, sig.name, sig.span)
-    for pred in module.predictors:
-        claim(pred.name, pred.name, pred.span)
-    for ext in module.extended:
-        for name in (ext.name, f"{ext.name}Outputs"):
-            claim(name, f"chain_of_thought({ext.extends})", ext.span)
-    if diagnostics:
-        return None, diagnostics
-
+def lower(module: CheckedModule) -> ModuleIR:
+    """Lower a checked, extended module (name collisions were rejected by the checks)."""
     by_name = {s.name: _signature_ir(s) for s in module.signatures}
     for ext in module.extended:
         assert ext.extends is not None
-        by_name[ext.name] = _signature_ir(ext, inherited=by_name[ext.extends].instructions_text)
+        by_name[ext.name] = _signature_ir(
+            ext, inherited=by_name[ext.extends].instructions_text
+        )
     signatures = list(by_name.values())
     predictors = []
     for pred in module.predictors:
@@ -210,22 +193,19 @@ def lower(module: CheckedModule, path: str) -> tuple[ModuleIR | None, list[Diagn
                 adapter=pred.adapter,
             )
         )
-    doc = module.doc or f"Typed signatures and predictors generated from {module.source}."
-    return (
-        ModuleIR(
-            source=module.source,
-            doc=doc,
-            uses_literal=any(uses_literal(t) for t in _all_types(module)),
-            signatures=tuple(signatures),
-            predictors=tuple(predictors),
-            runtime_imports=tuple(
-                sorted(
-                    {"AdapterPrompts", "FieldSpec", "Signature", "check_generated_version"}
-                    | {p.base for p in predictors}
-                )
-            ),
-        ),
-        [],
+    doc = (
+        module.doc or f"Typed signatures and predictors generated from {module.source}."
     )
-
-
+    return ModuleIR(
+        source=module.source,
+        doc=doc,
+        uses_literal=any(uses_literal(t) for t in _all_types(module)),
+        signatures=tuple(signatures),
+        predictors=tuple(predictors),
+        runtime_imports=tuple(
+            sorted(
+                {"AdapterPrompts", "FieldSpec", "Signature", "check_generated_version"}
+                | {p.base for p in predictors}
+            )
+        ),
+    )

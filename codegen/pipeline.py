@@ -123,8 +123,4 @@ def _compile_file(text: str, shown: str, source: str, module: str, result: Compi
     result.diagnostics.extend(diags)
     if checked is None:
         return None
-    ir, diags = lower(extend(replace(checked, source=source)), shown)
-    result.diagnostics.extend(diags)
-    if ir is None:
-        return None
-    return render_module(ir)
+    return render_module(lower(extend(replace(checked, source=source))))

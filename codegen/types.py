@@ -15,6 +15,8 @@ import typing
 from dataclasses import dataclass
 from typing import Any
 
+from .pysource import py_literal
+
 PRIMITIVES = ("str", "int", "float", "bool")
 LiteralScalar = str | int | float | bool
 
@@ -67,7 +69,7 @@ class LiteralOf:
     values: tuple[LiteralScalar, ...]
 
     def source(self) -> str:
-        return "Literal[" + ", ".join(_literal_source(v) for v in self.values) + "]"
+        return "Literal[" + ", ".join(py_literal(v) for v in self.values) + "]"
 
     def annotation(self) -> Any:
         return typing.Literal.__getitem__(self.values)
@@ -93,10 +95,6 @@ class UnionOf:
 
 
 SigType = Primitive | NoneType_ | ListOf | DictOf | LiteralOf | UnionOf
-
-
-def _literal_source(value: LiteralScalar) -> str:
-    return repr(value)
 
 
 def strip_optional(t: SigType) -> SigType:

@@ -134,6 +134,10 @@ predictor P = chain_of_thought(S)
             5, 34, "E405", '`adapter` must be "chat" or "json"', None,
         ),
         (
+            "signature A {\n  in q: str\n  out a: str\n}\nsignature AInputs {\n  in q: str\n  out a: str\n}",
+            5, 11, "E210", "`AInputs` would generate a class `AInputs`, which `A` (line 1) also generates", "rename",
+        ),
+        (
             "signature S {\n  in q: str\n  out a: str\n}\nsignature S {\n  in q: str\n  out a: str\n}",
             5, 11, "E206", "`S` is already declared", "line 1",
         ),
