@@ -54,11 +54,18 @@ LiteralArg = StringValue | NumberValue
 
 
 @dataclass(frozen=True, slots=True)
+class EllipsisArg:
+    """``...`` as a type argument: ``tuple[int, ...]``."""
+
+    span: Span
+
+
+@dataclass(frozen=True, slots=True)
 class TypeRef:
     """``name`` or ``name[args]``; ``Literal`` takes literal arguments, the rest take types."""
 
     name: str
-    args: tuple[TypeExpr | LiteralArg, ...] | None
+    args: tuple[TypeExpr | LiteralArg | EllipsisArg, ...] | None
     span: Span
     name_span: Span
 
@@ -90,7 +97,10 @@ class Doc:
 
 @dataclass(frozen=True, slots=True)
 class Field:
-    direction: Literal["in", "out"]
+    """A named, typed slot: a signature field (with a direction), a class attribute or a
+    tool argument (``direction`` None)."""
+
+    direction: Literal["in", "out"] | None
     name: str
     type: TypeExpr
     options: tuple[Option, ...]
@@ -126,7 +136,61 @@ class PredictorDecl:
     kind_span: Span
 
 
-Declaration = SignatureDecl | PredictorDecl
+@dataclass(frozen=True, slots=True)
+class EnumMember:
+    name: str
+    #: the wire value when it differs from the name (``very_high = "very high"``)
+    value: StringValue | None
+    description: StringValue | None
+    span: Span
+    name_span: Span
+
+
+@dataclass(frozen=True, slots=True)
+class EnumDecl:
+    name: str
+    doc: Doc | None
+    members: tuple[EnumMember, ...]
+    span: Span
+    name_span: Span
+
+
+@dataclass(frozen=True, slots=True)
+class ClassDecl:
+    name: str
+    doc: Doc | None
+    fields: tuple[Field, ...]
+    span: Span
+    name_span: Span
+
+
+@dataclass(frozen=True, slots=True)
+class ToolDecl:
+    name: str
+    params: tuple[Field, ...]
+    returns: TypeExpr
+    description: StringValue | None
+    span: Span
+    name_span: Span
+
+
+@dataclass(frozen=True, slots=True)
+class ImportedName:
+    name: str
+    span: Span
+
+
+@dataclass(frozen=True, slots=True)
+class ImportDecl:
+    """``from module.path import A, B``: ``module`` is dotted, relative to the source root."""
+
+    module: str
+    names: tuple[ImportedName, ...]
+    span: Span
+    module_span: Span
+
+
+Declaration = EnumDecl | ClassDecl | ToolDecl | SignatureDecl | PredictorDecl
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,4 +199,5 @@ class SigFile:
 
     path: str
     doc: Doc | None
+    imports: tuple[ImportDecl, ...]
     declarations: tuple[Declaration, ...]

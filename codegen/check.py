@@ -6,41 +6,55 @@ error so that one run reports all of them.
 
 from __future__ import annotations
 
+import builtins
 import difflib
+import json
 import keyword
 import math
 import re
-from collections.abc import Iterable
-from typing import Annotated, Any, cast
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal, TypeVar, cast
 
 from . import ast
 from .diagnostics import Diagnostic
 from .model import (
     AdapterName,
+    CheckedClass,
+    CheckedEnum,
+    CheckedEnumMember,
     CheckedField,
+    CheckedImport,
     CheckedModule,
     CheckedPredictor,
     CheckedSignature,
+    CheckedTool,
     PredictorKind,
     PyValue,
 )
+from .names import RUNTIME_NAMES, generated_names, tool_class_names
 from .pysource import py_literal
+from .pytypes import build_enum
 from .types import (
     PRIMITIVES,
+    DeclaredType,
     DictOf,
+    ImageType,
     ListOf,
     LiteralOf,
     LiteralScalar,
     NoneType_,
     Primitive,
     SigType,
+    TupleOf,
     UnionOf,
     strip_optional,
+    walk,
 )
 
 PREDICTOR_KINDS: tuple[PredictorKind, ...] = ("predict", "chain_of_thought")
 ADAPTERS: tuple[AdapterName, ...] = ("chat", "json")
-TYPE_NAMES = (*PRIMITIVES, "list", "dict", "Literal", "None")
+TYPE_NAMES = (*PRIMITIVES, "list", "dict", "tuple", "Literal", "None", "Image")
 # Names users coming from Python typing or other languages reach for.
 _TYPE_ALIASES = {
     "string": "str",
@@ -56,6 +70,11 @@ _TYPE_ALIASES = {
     "literal": "Literal",
     "none": "None",
     "null": "None",
+    "Tuple": "tuple",
+    "Date": "date",
+    "DateTime": "datetime",
+    "Datetime": "datetime",
+    "image": "Image",
 }
 
 # Constraint -> (pydantic keyword, applies to, what the value must be)
@@ -73,33 +92,25 @@ _CONSTRAINTS: dict[str, tuple[str, str]] = {
 }
 _CONSTRAINT_ORDER = ("ge", "gt", "le", "lt", "min_length", "max_length", "pattern")
 
-# Names the generated module itself defines or imports; user declarations may not take them.
+# Names the generated module itself defines or imports, and every builtin: user
+# declarations may not take them (the generated code refers to them unqualified).
 RESERVED_MODULE_NAMES = frozenset(
     {
         "BaseModel",
         "ConfigDict",
         "Field",
         "Literal",
-        "Signature",
-        "FieldSpec",
-        "AdapterPrompts",
-        "Predict",
-        "ChainOfThought",
-        "check_generated_version",
+        "Protocol",
+        "StrEnum",
+        "date",
+        "datetime",
         "annotations",
-        # builtins the generated annotations and code refer to
-        "str",
-        "int",
-        "float",
-        "bool",
-        "list",
-        "dict",
-        "tuple",
-        "None",
-        "True",
-        "False",
+        *RUNTIME_NAMES,
+        *(n for n in dir(builtins) if not n.startswith("_")),
     }
 )
+#: enum member names Python's ``enum`` or ``str`` give a meaning to
+_RESERVED_MEMBER_NAMES = frozenset({"name", "value", "mro"} | {n for n in dir(str) if not n.startswith("_")})
 #: field names with a meaning in the prompt formats (the chat format's end marker)
 RESERVED_FIELD_NAMES = frozenset({"completed", "self"})
 
@@ -115,43 +126,130 @@ def _did_you_mean(name: str, candidates: Iterable[str]) -> str | None:
     return f"did you mean `{close[0]}`?" if close else None
 
 
+
+_D = TypeVar("_D", bound=ast.Declaration)
+
+
+SymbolKind = Literal["enum", "class", "tool", "signature", "predictor"]
+
+
+@dataclass(frozen=True, slots=True)
+class Symbol:
+    """A top-level name of a module: declared there, or imported from ``module``."""
+
+    kind: SymbolKind
+    name: str
+    #: the module that declares it
+    module: str
+    decl: ast.Declaration
+
+
+def symbol_kind(decl: ast.Declaration) -> SymbolKind:
+    if isinstance(decl, ast.EnumDecl):
+        return "enum"
+    if isinstance(decl, ast.ClassDecl):
+        return "class"
+    if isinstance(decl, ast.ToolDecl):
+        return "tool"
+    if isinstance(decl, ast.SignatureDecl):
+        return "signature"
+    return "predictor"
+
+
+@dataclass
+class Exports:
+    """What checking one module made available to the modules that import from it."""
+
+    #: checked declarations by name (missing when the declaration had errors)
+    signatures: dict[str, CheckedSignature]
+    enums: dict[str, CheckedEnum]
+    classes: dict[str, CheckedClass]
+    tools: dict[str, CheckedTool]
+    #: declared types (module, name) that the module's own fields refer to
+    used_types: set[tuple[str, str]]
+
+
 class Checker:
-    def __init__(self, sig_file: ast.SigFile, source: str, module: str) -> None:
+    def __init__(
+        self,
+        sig_file: ast.SigFile,
+        source: str,
+        module: str,
+        *,
+        imported: Mapping[str, Symbol] | None = None,
+        exports: Mapping[str, Exports] | None = None,
+    ) -> None:
         self.file = sig_file
         self.source = source
         self.module = module
         self.diagnostics: list[Diagnostic] = []
+        #: modules already checked, for imported declarations
+        self._exports = dict(exports or {})
         self._reserved_fields = _pydantic_reserved() | RESERVED_FIELD_NAMES
+        # Every visible top-level name: declared here first, then imported.
+        self.symbols: dict[str, Symbol] = {}
+        for decl in sig_file.declarations:
+            self.symbols.setdefault(decl.name, Symbol(symbol_kind(decl), decl.name, module, decl))
+        self._imported = dict(imported or {})
+        for name, sym in self._imported.items():
+            self.symbols.setdefault(name, sym)
         # Every name at the top level of the generated module: a field may not shadow one,
         # because model classes and predictors refer to them in their own scope.
         self._module_names = set(RESERVED_MODULE_NAMES)
-        for decl in sig_file.declarations:
-            self._module_names |= set(generated_names(decl))
+        for sym in self.symbols.values():
+            self._module_names |= set(generated_names(sym.decl))
+        self.used_types: set[tuple[str, str]] = set()
+        self._used_names: set[str] = set()
+        self._import_spans = {n.name: n.span for imp in sig_file.imports for n in imp.names}
+        self._local_enums: dict[str, CheckedEnum] = {}
+        self._local_classes: dict[str, CheckedClass] = {}
 
     # ------------------------------------------------------------ helpers
     def error(self, span: ast.Span, code: str, message: str, hint: str | None = None) -> None:
         self.diagnostics.append(Diagnostic(self.file.path, span, code, message, hint))
 
+    def warning(self, span: ast.Span, code: str, message: str, hint: str | None = None) -> None:
+        self.diagnostics.append(Diagnostic(self.file.path, span, code, message, hint, "warning"))
+
+    def _errors(self) -> int:
+        return sum(d.severity == "error" for d in self.diagnostics)
+
+    @property
+    def failed(self) -> bool:
+        return self._errors() > 0
+
     # ------------------------------------------------------------ entry point
     def run(self) -> CheckedModule | None:
-        signatures: dict[str, CheckedSignature] = {}
         declared: dict[str, ast.Span] = {}
+        for imp in self.file.imports:
+            for name in imp.names:
+                self._check_decl_name(name.name, name.span, declared, imported=True)
         for decl in self.file.declarations:
             self._check_decl_name(decl.name, decl.name_span, declared)
         self._check_generated_names()
-        for decl in self.file.declarations:
-            if isinstance(decl, ast.SignatureDecl):
-                checked = self._signature(decl)
-                if checked is not None and decl.name not in signatures:
-                    signatures[decl.name] = checked
-        predictors: list[CheckedPredictor] = []
-        sig_names = [d.name for d in self.file.declarations if isinstance(d, ast.SignatureDecl)]
-        for decl in self.file.declarations:
-            if isinstance(decl, ast.PredictorDecl):
-                pred = self._predictor(decl, signatures, sig_names)
-                if pred is not None:
-                    predictors.append(pred)
-        if self.diagnostics:
+        enums = [e for d in self._decls(ast.EnumDecl) if (e := self._enum(d)) is not None]
+        self._local_enums = {e.name: e for e in enums}
+        classes = [c for d in self._decls(ast.ClassDecl) if (c := self._class(d)) is not None]
+        self._local_classes = {c.name: c for c in classes}
+        self._check_constructible(classes)
+        tools = [t for d in self._decls(ast.ToolDecl) if (t := self._tool(d)) is not None]
+        signatures: dict[str, CheckedSignature] = {}
+        for decl in self._decls(ast.SignatureDecl):
+            checked = self._signature(decl)
+            if checked is not None:
+                signatures.setdefault(decl.name, checked)
+        predictors = [
+            p for d in self._decls(ast.PredictorDecl) if (p := self._predictor(d, signatures)) is not None
+        ]
+        self._warn_unused_imports()
+        self.exports = Exports(
+            signatures=signatures,
+            enums={e.name: e for e in enums},
+            classes={c.name: c for c in classes},
+            tools={t.name: t for t in tools},
+            used_types=self.used_types,
+        )
+        if self.failed:
             return None
         return CheckedModule(
             source=self.file.path,
@@ -159,26 +257,37 @@ class Checker:
             doc=self.file.doc.text if self.file.doc else None,
             signatures=tuple(signatures.values()),
             predictors=tuple(predictors),
+            enums=tuple(enums),
+            classes=tuple(classes),
+            tools=tuple(tools),
+            imports=self._imports(),
         )
 
-    def _check_decl_name(self, name: str, span: ast.Span, declared: dict[str, ast.Span]) -> None:
+    def _decls(self, kind: type[_D]) -> list[_D]:
+        return [d for d in self.file.declarations if isinstance(d, kind)]
+
+    def _check_decl_name(
+        self, name: str, span: ast.Span, declared: dict[str, ast.Span], *, imported: bool = False
+    ) -> None:
         if name in declared:
             first = declared[name]
             self.error(
                 span,
                 "E206",
-                f"`{name}` is already declared",
-                f"first declared at line {first.line}; names in one file must be unique",
+                f"`{name}` is already {'imported' if name in self._imported else 'declared'}",
+                f"first at line {first.line}; top-level names in one file must be unique",
             )
             return
         declared[name] = span
+        if imported:
+            return  # the declaring file checks the name itself
         if keyword.iskeyword(name):
             self.error(span, "E207", f"`{name}` is a Python keyword and cannot name a declaration")
         elif name in RESERVED_MODULE_NAMES:
             self.error(
                 span,
                 "E207",
-                f"`{name}` is used by the generated module itself",
+                f"`{name}` is a Python builtin or used by the generated module itself",
                 "choose another name",
             )
         elif name.startswith("_"):
@@ -186,38 +295,166 @@ class Checker:
 
     def _check_generated_names(self) -> None:
         """Two declarations may not generate the same class (e.g. `A` and `AInputs`)."""
-        owners: dict[str, ast.Declaration] = {}
-        for decl in self.file.declarations:
-            for name in generated_names(decl):
-                other = owners.setdefault(name, decl)
-                if other.name != decl.name:  # same-name declarations are E206
+        owners: dict[str, Symbol] = {}
+        for sym in self.symbols.values():
+            for name in generated_names(sym.decl):
+                other = owners.setdefault(name, sym)
+                if other.name != sym.name:  # the same name twice is E206
+                    where = (
+                        f"line {other.decl.name_span.line}"
+                        if other.module == self.module
+                        else f"imported from `{other.module}`"
+                    )
                     self.error(
-                        decl.name_span,
+                        self._span_here(sym),
                         "E210",
-                        f"`{decl.name}` would generate a class `{name}`, which `{other.name}` "
-                        f"(line {other.span.line}) also generates",
+                        f"`{sym.name}` would generate `{name}`, which `{other.name}` ({where}) "
+                        "also generates",
                         "rename one of them",
                     )
 
-    # ------------------------------------------------------------ signatures
-    def _signature(self, decl: ast.SignatureDecl) -> CheckedSignature | None:
-        errors_before = len(self.diagnostics)
+    def _span_here(self, sym: Symbol) -> ast.Span:
+        """Where a symbol enters this file: its declaration, or its import."""
+        if sym.module == self.module:
+            return sym.decl.name_span
+        return self._import_spans[sym.name]
+
+    def _imports(self) -> tuple[CheckedImport, ...]:
+        """What the generated module imports from its sibling modules, by module."""
+        by_module: dict[str, list[str]] = {}
+        for name, sym in sorted(self._imported.items()):
+            names = by_module.setdefault(sym.module, [])
+            if sym.kind == "signature":
+                names += [name, f"{name}Inputs", f"{name}Outputs"]
+            elif sym.kind == "tool":
+                names += list(tool_class_names(name))
+            else:
+                names.append(name)
+        return tuple(CheckedImport(m, tuple(sorted(n))) for m, n in sorted(by_module.items()))
+
+    def _warn_unused_imports(self) -> None:
+        for imp in self.file.imports:
+            for name in imp.names:
+                if name.name in self._imported and name.name not in self._used_names:
+                    self.warning(
+                        name.span,
+                        "W103",
+                        f"`{name.name}` is imported but not used",
+                        "remove it from the import",
+                    )
+
+    # ------------------------------------------------------------ enums
+    def _enum(self, decl: ast.EnumDecl) -> CheckedEnum | None:
+        errors_before = self._errors()
+        if not decl.members:
+            self.error(decl.name_span, "E212", f"enum `{decl.name}` has no values", "add at least one")
+        names: dict[str, ast.EnumMember] = {}
+        values: dict[str, ast.EnumMember] = {}
+        members: list[CheckedEnumMember] = []
+        for m in decl.members:
+            value = m.value.value if m.value else m.name
+            if m.name in names:
+                self.error(m.name_span, "E212", f"`{m.name}` appears twice in enum `{decl.name}`")
+                continue
+            names[m.name] = m
+            if keyword.iskeyword(m.name) or m.name.startswith("_") or m.name in _RESERVED_MEMBER_NAMES:
+                self.error(
+                    m.name_span,
+                    "E211",
+                    f"`{m.name}` cannot name an enum value in Python",
+                    f'give it another name and keep the text as its value: `{m.name}_ = "{m.name}"`'
+                    if not m.name.startswith("_")
+                    else "enum value names may not start with `_`",
+                )
+            if value in values:
+                self.error(
+                    (m.value or m).span,
+                    "E212",
+                    f"value {value!r} appears twice in enum `{decl.name}`",
+                    f"`{values[value].name}` (line {values[value].span.line}) has it too",
+                )
+                continue
+            values[value] = m
+            members.append(
+                CheckedEnumMember(m.name, value, m.description.value if m.description else "")
+            )
+        if self._errors() > errors_before:
+            return None
+        return CheckedEnum(decl.name, decl.doc.text if decl.doc else "", tuple(members), decl.span)
+
+    # ------------------------------------------------------------ classes and tools
+    def _class(self, decl: ast.ClassDecl) -> CheckedClass | None:
+        fields = self._fields(decl.fields, f"class `{decl.name}`")
+        if fields is None:
+            return None
+        return CheckedClass(decl.name, decl.doc.text if decl.doc else "", fields, decl.span)
+
+    def _tool(self, decl: ast.ToolDecl) -> CheckedTool | None:
+        errors_before = self._errors()
+        params = self._fields(decl.params, f"tool `{decl.name}`")
+        returns = self._type(decl.returns)
+        if self._errors() > errors_before or params is None or returns is None:
+            return None
+        return CheckedTool(
+            decl.name, decl.description.value if decl.description else "", params, returns, decl.span
+        )
+
+    def _fields(self, fields: Iterable[ast.Field], owner: str) -> tuple[CheckedField, ...] | None:
+        errors_before = self._errors()
         seen: dict[str, ast.Field] = {}
-        inputs: list[CheckedField] = []
-        outputs: list[CheckedField] = []
-        for f in decl.fields:
+        checked: list[CheckedField] = []
+        for f in fields:
             if f.name in seen:
                 self.error(
                     f.name_span,
                     "E204",
-                    f"duplicate field `{f.name}` in signature `{decl.name}`",
-                    f"first declared at line {seen[f.name].span.line}; every input and output needs its own name",
+                    f"duplicate field `{f.name}` in {owner}",
+                    f"first declared at line {seen[f.name].span.line}; every field needs its own name",
                 )
                 continue
             seen[f.name] = f
-            checked = self._field(f)
-            if checked is not None:
-                (inputs if f.direction == "in" else outputs).append(checked)
+            c = self._field(f)
+            if c is not None:
+                checked.append(c)
+        if self._errors() > errors_before:
+            return None
+        return tuple(checked)
+
+    def _check_constructible(self, classes: list[CheckedClass]) -> None:
+        """A class whose required fields always lead back to itself can have no value."""
+        local = {c.name: c for c in classes}
+        ok: set[str] = set()
+        changed = True
+        while changed:
+            changed = False
+            for c in classes:
+                if c.name not in ok and all(
+                    f.has_default or self._has_value(f.type, ok, local) for f in c.fields
+                ):
+                    ok.add(c.name)
+                    changed = True
+        for c in classes:
+            if c.name not in ok:
+                self.error(
+                    c.span,
+                    "E214",
+                    f"class `{c.name}` can never have a value: its required fields refer back to it",
+                    "make the reference optional (`T | None`) or a list (`list[T]`)",
+                )
+
+    def _has_value(self, t: SigType, ok: set[str], local: Mapping[str, CheckedClass]) -> bool:
+        if isinstance(t, DeclaredType):
+            return t.kind == "enum" or t.module != self.module or t.name in ok
+        if isinstance(t, UnionOf):
+            return any(self._has_value(m, ok, local) for m in t.members)
+        if isinstance(t, TupleOf) and not t.variadic:
+            return all(self._has_value(i, ok, local) for i in t.items)
+        return True  # lists, dicts, variadic tuples can be empty; the rest are values
+
+    # ------------------------------------------------------------ signatures
+    def _signature(self, decl: ast.SignatureDecl) -> CheckedSignature | None:
+        errors_before = self._errors()
+        fields = self._fields(decl.fields, f"signature `{decl.name}`")
         if not any(f.direction == "out" for f in decl.fields):
             self.error(
                 decl.name_span,
@@ -225,13 +462,62 @@ class Checker:
                 f"signature `{decl.name}` has no output fields",
                 "add at least one, e.g. `out answer: str`",
             )
-        if len(self.diagnostics) > errors_before:
+        for f in fields or ():
+            if f.direction == "out" and self._contains_image(f.type, set()):
+                self.error(
+                    f.span,
+                    "E215",
+                    f"output `{f.name}` contains an `Image`",
+                    "images can only be inputs; LMs answer in text",
+                )
+        for field in decl.fields:
+            if field.direction == "out" and field.description is None:
+                self.warning(
+                    field.name_span,
+                    "W101",
+                    f"output `{field.name}` has no description",
+                    'a description tells the LM what to produce: `out answer: str "A short answer"`',
+                )
+        if self._errors() > errors_before or fields is None:
             return None
         instructions = decl.doc.text if decl.doc else ""
-        return CheckedSignature(decl.name, instructions, tuple(inputs), tuple(outputs), decl.span)
+        return CheckedSignature(
+            decl.name,
+            instructions,
+            tuple(f for f in fields if f.direction == "in"),
+            tuple(f for f in fields if f.direction == "out"),
+            decl.span,
+        )
+
+    def _contains_image(self, t: SigType, seen: set[tuple[str, str]]) -> bool:
+        for x in walk(t):
+            if isinstance(x, ImageType):
+                return True
+            if isinstance(x, DeclaredType) and x.kind == "class" and (x.module, x.name) not in seen:
+                seen.add((x.module, x.name))
+                cls = self._class_of(x)
+                if cls is not None and any(self._contains_image(f.type, seen) for f in cls.fields):
+                    return True
+        return False
+
+    def _class_of(self, t: DeclaredType) -> CheckedClass | None:
+        if t.module == self.module:
+            return self._local_classes.get(t.name)
+        other = self._exports.get(t.module)
+        return other.classes.get(t.name) if other else None
+
+    def enum_of(self, module: str, name: str) -> CheckedEnum | None:
+        if module == self.module:
+            return self._local_enums.get(name)
+        other = self._exports.get(module)
+        return other.enums.get(name) if other else None
+
+    def is_class(self, module: str, name: str) -> bool:
+        sym = self.symbols.get(name)
+        return sym is not None and sym.module == module and sym.kind == "class"
 
     def _field(self, f: ast.Field) -> CheckedField | None:
-        errors_before = len(self.diagnostics)
+        errors_before = self._errors()
         if keyword.iskeyword(f.name):
             self.error(f.name_span, "E208", f"field `{f.name}` is a Python keyword", "rename the field")
         elif f.name.startswith("_"):
@@ -258,15 +544,14 @@ class Checker:
         if isinstance(sig_type, NoneType_):
             self.error(f.type.span, "E203", "a field cannot have type `None`", "use `T | None` for optional values")
             return None
-        constraints = self._constraints(f, sig_type)
+        constraints, prefix, fmt = self._constraints(f, sig_type)
         has_default = f.default is not None
-        default: PyValue = None
+        default: Any = None
         if f.default is not None:
             value = self._value(f.default)
             if value is not _INVALID:
-                default = cast(PyValue, value)
-                self._check_default(f, sig_type, constraints, default)
-        if len(self.diagnostics) > errors_before:
+                default = self._check_default(f, sig_type, constraints, cast(PyValue, value))
+        if self._errors() > errors_before:
             return None
         return CheckedField(
             f.name,
@@ -277,6 +562,8 @@ class Checker:
             has_default,
             default,
             f.span,
+            prefix=prefix,
+            format=fmt,
         )
 
     # ------------------------------------------------------------ types
@@ -297,30 +584,69 @@ class Checker:
         unique.sort(key=lambda m: isinstance(m, NoneType_))
         return UnionOf(tuple(unique))
 
-    def _type_ref(self, ref: ast.TypeRef) -> SigType | None:
-        name, args = ref.name, ref.args
-        if name not in TYPE_NAMES:
-            hint: str | None
-            if name == "Optional":
-                hint = "write `T | None` for an optional type"
-            elif name in _TYPE_ALIASES:
-                hint = f"did you mean `{_TYPE_ALIASES[name]}`?"
-            else:
-                hint = _did_you_mean(name, TYPE_NAMES)
+    def _declared_type(self, ref: ast.TypeRef) -> SigType | None:
+        sym = self.symbols[ref.name]
+        if sym.kind not in ("enum", "class"):
             self.error(
                 ref.name_span,
                 "E201",
-                f"unknown type `{name}`",
-                hint or f"known types: {', '.join(TYPE_NAMES)}",
+                f"`{ref.name}` is a {sym.kind}, not a type",
+                "field types are built-in types, enums and classes",
             )
             return None
-        if name in PRIMITIVES or name == "None":
+        if ref.args is not None:
+            self.error(ref.span, "E202", f"`{ref.name}` takes no type arguments")
+            return None
+        self._used_names.add(ref.name)
+        self.used_types.add((sym.module, sym.name))
+        kind: Literal["enum", "class"] = "enum" if sym.kind == "enum" else "class"
+        return DeclaredType(kind, sym.name, sym.module)
+
+    def _unknown_type(self, ref: ast.TypeRef) -> None:
+        name = ref.name
+        hint: str | None
+        declared = [n for n, s in self.symbols.items() if s.kind in ("enum", "class")]
+        if name == "Optional":
+            hint = "write `T | None` for an optional type"
+        else:
+            known = _TYPE_ALIASES.get(name) or _close(name, [*TYPE_NAMES, *declared])
+            if known is not None:
+                # show the whole type as it would read, arguments included: `list[str]`
+                text = self._text(ref.span)
+                hint = f"did you mean `{known}{text[len(name):]}`?"
+            else:
+                hint = None
+        self.error(
+            ref.name_span,
+            "E201",
+            f"unknown type `{name}`",
+            hint or f"known types: {', '.join(TYPE_NAMES)}; declare others with `class` or `enum`",
+        )
+
+    def _text(self, span: ast.Span) -> str:
+        lines = self.source.splitlines()
+        if span.line != span.end_line or span.line > len(lines):
+            return ""
+        return lines[span.line - 1][span.column - 1 : span.end_column - 1]
+
+    def _type_ref(self, ref: ast.TypeRef) -> SigType | None:
+        name, args = ref.name, ref.args
+        if name not in TYPE_NAMES:
+            if name in self.symbols:
+                return self._declared_type(ref)
+            self._unknown_type(ref)
+            return None
+        if name in PRIMITIVES or name in ("None", "Image"):
             if args is not None:
                 self.error(ref.span, "E202", f"`{name}` takes no type arguments")
                 return None
-            return NoneType_() if name == "None" else Primitive(name)
+            if name == "None":
+                return NoneType_()
+            return ImageType() if name == "Image" else Primitive(name)
         if name == "Literal":
             return self._literal(ref)
+        if name == "tuple":
+            return self._tuple(ref)
         expected = 1 if name == "list" else 2
         example = "list[str]" if name == "list" else "dict[str, int]"
         if args is None or len(args) != expected:
@@ -331,10 +657,30 @@ class Checker:
                 f"e.g. `{example}`",
             )
             return None
+        resolved = self._type_args(name, args, example)
+        if resolved is None:
+            return None
+        if name == "list":
+            return ListOf(resolved[0])
+        key = resolved[0]
+        if not (key in (Primitive("str"), Primitive("int")) or _is_enum(key)):
+            self.error(
+                args[0].span,
+                "E202",
+                "dictionary keys must be `str`, `int` or an enum",
+                "JSON objects have text keys; `int` and enum keys are converted from it",
+            )
+            return None
+        return DictOf(key, resolved[1])
+
+    def _type_args(
+        self, name: str, args: Iterable[ast.TypeExpr | ast.LiteralArg | ast.EllipsisArg], example: str
+    ) -> list[SigType] | None:
         resolved: list[SigType] = []
         for arg in args:
             if not isinstance(arg, ast.TypeExpr):
-                self.error(arg.span, "E202", f"`{name}` takes types, not values", f"e.g. `{example}`")
+                what = "`...`" if isinstance(arg, ast.EllipsisArg) else "values"
+                self.error(arg.span, "E202", f"`{name}` takes types, not {what}", f"e.g. `{example}`")
                 return None
             t = self._type(arg)
             if t is None:
@@ -343,17 +689,24 @@ class Checker:
                 self.error(arg.span, "E203", "`None` alone is not a useful type here", "use `T | None`")
                 return None
             resolved.append(t)
-        if name == "list":
-            return ListOf(resolved[0])
-        if resolved[0] != Primitive("str"):
+        return resolved
+
+    def _tuple(self, ref: ast.TypeRef) -> SigType | None:
+        args = ref.args or ()
+        example = "e.g. `tuple[str, int]` or `tuple[float, ...]`"
+        if not args:
+            self.error(ref.span, "E202", "`tuple` needs item types", example)
+            return None
+        variadic = isinstance(args[-1], ast.EllipsisArg)
+        if variadic and len(args) != 2:
             self.error(
-                args[0].span if isinstance(args[0], ast.TypeExpr) else ref.span,
-                "E202",
-                "dictionary keys must be `str`",
-                "JSON objects only have string keys",
+                args[-1].span, "E202", "`...` follows exactly one type: `tuple[T, ...]`", example
             )
             return None
-        return DictOf(resolved[0], resolved[1])
+        items = self._type_args("tuple", args[:-1] if variadic else args, "tuple[str, int]")
+        if items is None:
+            return None
+        return TupleOf(tuple(items), variadic)
 
     def _literal(self, ref: ast.TypeRef) -> SigType | None:
         if not ref.args:
@@ -365,7 +718,8 @@ class Checker:
             if isinstance(arg, ast.StringValue | ast.NumberValue):
                 value = arg.value
             elif (
-                len(arg.members) == 1
+                isinstance(arg, ast.TypeExpr)
+                and len(arg.members) == 1
                 and arg.members[0].args is None
                 and arg.members[0].name in ("True", "False")
             ):
@@ -387,17 +741,31 @@ class Checker:
             values.append(value)
         return LiteralOf(tuple(values))
 
-    # ------------------------------------------------------------ constraints
-    def _constraints(self, f: ast.Field, t: SigType) -> tuple[tuple[str, int | float | str], ...]:
+
+    # ------------------------------------------------------------ constraints and options
+    def _constraints(
+        self, f: ast.Field, t: SigType
+    ) -> tuple[tuple[tuple[str, int | float | str], ...], str | None, str]:
+        """The field's constraints (pydantic keywords, in a stable order), prefix and format."""
         base = strip_optional(t)
         found: dict[str, tuple[int | float | str, ast.Option]] = {}
+        texts: dict[str, str] = {}
         for opt in f.options:
+            if opt.name in _TEXT_OPTIONS:
+                if opt.name in texts:
+                    self.error(opt.span, "E304", f"option `{opt.name}` is given twice")
+                elif not isinstance(opt.value, ast.StringValue):
+                    self.error(opt.value.span, "E303", f"`{opt.name}` takes text in quotes")
+                else:
+                    texts[opt.name] = opt.value.value
+                continue
             if opt.name not in _CONSTRAINTS:
                 self.error(
                     opt.name_span,
                     "E301",
                     f"unknown constraint `{opt.name}`",
-                    _did_you_mean(opt.name, _CONSTRAINTS) or f"known constraints: {', '.join(_CONSTRAINTS)}",
+                    _did_you_mean(opt.name, [*_CONSTRAINTS, *_TEXT_OPTIONS])
+                    or f"known: {', '.join([*_CONSTRAINTS, *_TEXT_OPTIONS])}",
                 )
                 continue
             pyname, applies = _CONSTRAINTS[opt.name]
@@ -417,7 +785,8 @@ class Checker:
                 continue
             found[pyname] = (value, opt)
         self._check_bounds(found)
-        return tuple((k, found[k][0]) for k in _CONSTRAINT_ORDER if k in found)
+        constraints = tuple((k, found[k][0]) for k in _CONSTRAINT_ORDER if k in found)
+        return constraints, texts.get("prefix"), texts.get("format", "")
 
     def _constraint_value(self, opt: ast.Option, applies: str) -> int | float | str | None:
         v = opt.value
@@ -499,15 +868,22 @@ class Checker:
         t: SigType,
         constraints: tuple[tuple[str, int | float | str], ...],
         value: PyValue,
-    ) -> None:
-        # Validate with pydantic itself (strictly: no "1" for an int), so the default is
-        # checked exactly as the generated model will check it.
+    ) -> Any:
+        """The default as the generated model will hold it, or None after reporting why not.
+
+        pydantic validates it, strictly and from JSON (no "1" for an int; "low" for an enum
+        value, a list for a tuple, "2024-05-01" for a date), so the default is checked
+        exactly as the generated model checks data."""
         from pydantic import Field, TypeAdapter, ValidationError
 
         assert f.default is not None
-        annotation: Any = Annotated[t.annotation(), Field(**dict(constraints))]  # type: ignore[call-overload]
         try:
-            TypeAdapter(annotation).validate_python(value, strict=True)
+            python_type = t.annotation(_DefaultTypes(self))
+        except _NotChecked:
+            return None  # a declared type with its own errors, reported where it is declared
+        annotation: Any = Annotated[python_type, Field(**dict(constraints))]  # type: ignore[call-overload]
+        try:
+            return TypeAdapter(annotation).validate_json(json.dumps(value), strict=True)
         except ValidationError as exc:
             first = exc.errors()[0]["msg"]
             self.error(
@@ -515,7 +891,7 @@ class Checker:
                 "E307",
                 f"default {py_literal(value)} does not fit `{t.source()}`: {first[0].lower()}{first[1:]}",
             )
-
+            return None
 
     # ------------------------------------------------------------ predictors
     def _predictor_options(self, decl: ast.PredictorDecl) -> AdapterName | None:
@@ -549,10 +925,7 @@ class Checker:
 
 
     def _predictor(
-        self,
-        decl: ast.PredictorDecl,
-        signatures: dict[str, CheckedSignature],
-        sig_names: list[str],
+        self, decl: ast.PredictorDecl, signatures: Mapping[str, CheckedSignature]
     ) -> CheckedPredictor | None:
         ok = True
         if decl.kind not in PREDICTOR_KINDS:
@@ -572,16 +945,25 @@ class Checker:
             )
             return None
         arg = decl.args[0]
-        if arg.name not in sig_names:
+        sym = self.symbols.get(arg.name)
+        if sym is None or sym.kind != "signature":
+            sig_names = [n for n, s in self.symbols.items() if s.kind == "signature"]
+            what = f"`{arg.name}` is a {sym.kind}, not a signature" if sym else f"unknown signature `{arg.name}`"
             self.error(
                 arg.span,
                 "E403",
-                f"unknown signature `{arg.name}`",
-                _did_you_mean(arg.name, sig_names) or "declare it with `signature Name { ... }` in this file",
+                what,
+                _did_you_mean(arg.name, sig_names)
+                or "declare it with `signature Name { ... }` or import it with `from module import Name`",
             )
             return None
+        self._used_names.add(arg.name)
         adapter = self._predictor_options(decl)
-        sig = signatures.get(arg.name)
+        if sym.module == self.module:
+            sig = signatures.get(arg.name)
+        else:
+            other = self._exports.get(sym.module)
+            sig = other.signatures.get(arg.name) if other else None
         if sig is None or adapter is None or not ok:
             return None  # the signature's own errors are already reported
         kind = cast(PredictorKind, decl.kind)
@@ -599,23 +981,43 @@ class Checker:
 
 
 _INVALID = object()
+_TEXT_OPTIONS = ("prefix", "format")
 
 
-def generated_names(decl: ast.Declaration) -> tuple[str, ...]:
-    """The top-level classes a declaration generates (the one table of derived names).
+class _NotChecked(Exception):
+    pass
 
-    The ``WithReasoning`` names are reserved for every signature, whether or not a
-    chain_of_thought predictor uses it, so adding one never renames anything."""
-    if isinstance(decl, ast.PredictorDecl):
-        return (decl.name,)
-    base = decl.name
-    return (
-        base,
-        f"{base}Inputs",
-        f"{base}Outputs",
-        f"{base}WithReasoning",
-        f"{base}WithReasoningOutputs",
-    )
+
+class _NoTypes:
+    def python_type(self, module: str, name: str) -> Any:
+        raise _NotChecked(f"{module}.{name}")
+
+
+class _DefaultTypes:
+    """Python types to validate defaults with: enums as declared; a class has no value a
+    `.sig` literal can write (there are no object literals), so it stands for any object."""
+
+    def __init__(self, checker: Checker) -> None:
+        self.checker = checker
+
+    def python_type(self, module: str, name: str) -> Any:
+        enum_decl = self.checker.enum_of(module, name)
+        if enum_decl is not None:
+            return build_enum(enum_decl)
+        if self.checker.is_class(module, name):
+            return dict[str, Any]
+        raise _NotChecked(f"{module}.{name}")
+
+
+def _is_enum(t: SigType) -> bool:
+    return isinstance(t, DeclaredType) and t.kind == "enum"
+
+
+def _close(name: str, candidates: Iterable[str]) -> str | None:
+    close = difflib.get_close_matches(name, list(candidates), n=1, cutoff=0.6)
+    if not close and name.lower() in {c.lower() for c in candidates}:
+        close = [c for c in candidates if c.lower() == name.lower()]
+    return close[0] if close else None
 
 
 def _applies(applies: str, t: SigType) -> bool:
@@ -626,7 +1028,16 @@ def _applies(applies: str, t: SigType) -> bool:
     return isinstance(t, ListOf | DictOf)
 
 
-def check(sig_file: ast.SigFile, source: str, module: str) -> tuple[CheckedModule | None, list[Diagnostic]]:
-    checker = Checker(sig_file, source, module)
+
+
+def check(
+    sig_file: ast.SigFile,
+    source: str,
+    module: str,
+    *,
+    imported: Mapping[str, Symbol] | None = None,
+    exports: Mapping[str, Exports] | None = None,
+) -> tuple[CheckedModule | None, list[Diagnostic]]:
+    checker = Checker(sig_file, source, module, imported=imported, exports=exports)
     result = checker.run()
     return result, checker.diagnostics

@@ -7,7 +7,7 @@ template IR by :mod:`.ir`. Spans are kept so later stages can still point at the
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 from .ast import Span
 from .types import SigType
@@ -20,15 +20,62 @@ AdapterName = Literal["chat", "json"]
 
 @dataclass(frozen=True, slots=True)
 class CheckedField:
+    """A signature field, a class attribute (``direction`` None) or a tool argument."""
+
     name: str
-    direction: Literal["in", "out"]
+    direction: Literal["in", "out"] | None
     type: SigType
     description: str
     #: pydantic ``Field`` keyword -> value, in a stable order (ge gt le lt min_length max_length pattern)
     constraints: tuple[tuple[str, int | float | str], ...]
     has_default: bool
-    default: PyValue
+    #: the default as pydantic validated it (an enum member, a tuple, a date, ...)
+    default: Any
     span: Span
+    #: the field's label (DSPy's ``prefix``); None means inferred from the name
+    prefix: str | None = None
+    #: a hint on how the value is written, shown with the description in prompts
+    format: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class CheckedEnumMember:
+    name: str
+    value: str
+    description: str
+
+
+@dataclass(frozen=True, slots=True)
+class CheckedEnum:
+    name: str
+    doc: str
+    members: tuple[CheckedEnumMember, ...]
+    span: Span
+
+
+@dataclass(frozen=True, slots=True)
+class CheckedClass:
+    name: str
+    doc: str
+    fields: tuple[CheckedField, ...]
+    span: Span
+
+
+@dataclass(frozen=True, slots=True)
+class CheckedTool:
+    name: str
+    description: str
+    params: tuple[CheckedField, ...]
+    returns: SigType
+    span: Span
+
+
+@dataclass(frozen=True, slots=True)
+class CheckedImport:
+    """``from <module> import <names>`` in generated code (names are Python names)."""
+
+    module: str
+    names: tuple[str, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,3 +113,7 @@ class CheckedModule:
     signatures: tuple[CheckedSignature, ...]
     predictors: tuple[CheckedPredictor, ...]
     extended: tuple[CheckedSignature, ...] = field(default=())
+    enums: tuple[CheckedEnum, ...] = ()
+    classes: tuple[CheckedClass, ...] = ()
+    tools: tuple[CheckedTool, ...] = ()
+    imports: tuple[CheckedImport, ...] = ()

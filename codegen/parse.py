@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import json
+import re
 from functools import cache
 from importlib.resources import files
 from typing import Any
@@ -131,7 +133,10 @@ class _ToAst(Transformer[Token, Any]):
         return ast.TypeRef(str(name), args, _meta_span(meta), _span(name))
 
     def type_args(self, children: list[Any]) -> list[Any]:
-        return children
+        return [
+            ast.EllipsisArg(_span(c)) if isinstance(c, Token) and c.type == "ELLIPSIS" else c
+            for c in children
+        ]
 
     # -- declarations
     @v_args(meta=True)
@@ -152,28 +157,77 @@ class _ToAst(Transformer[Token, Any]):
             text = inspect.cleandoc(self.string_value([tok]).value)
         return ast.Doc(text, _span(tok))
 
+    def description(self, children: list[Token]) -> ast.StringValue:
+        return self.string_value(children)
+
     @v_args(meta=True)
-    def field(self, meta: Any, children: list[Any]) -> ast.Field:
-        direction, name, type_ = children[0], children[1], children[2]
+    def param(self, meta: Any, children: list[Any]) -> ast.Field:
+        name, type_ = children[0], children[1]
         options: tuple[ast.Option, ...] = ()
         description: ast.StringValue | None = None
         default: ast.Value | None = None
-        for extra in children[3:]:
+        for extra in children[2:]:
             if isinstance(extra, _Options):
                 options = tuple(extra)
-            elif isinstance(extra, Token):
-                description = self.string_value([extra])
+            elif isinstance(extra, ast.StringValue):
+                description = extra
             elif isinstance(extra, _Default):
                 default = extra.value
         return ast.Field(
-            "in" if str(direction) == "in" else "out",
-            str(name),
-            type_,
-            options,
-            description,
-            default,
+            None, str(name), type_, options, description, default, _meta_span(meta), _span(name)
+        )
+
+    @v_args(meta=True)
+    def field(self, meta: Any, children: list[Any]) -> ast.Field:
+        direction, param = children
+        assert isinstance(param, ast.Field)
+        return dataclasses.replace(
+            param, direction="in" if str(direction) == "in" else "out", span=_meta_span(meta)
+        )
+
+    @v_args(meta=True)
+    def enum_member(self, meta: Any, children: list[Any]) -> ast.EnumMember:
+        name = children[0]
+        value = next(
+            (self.string_value([c]) for c in children[1:] if isinstance(c, Token)), None
+        )
+        description = next((c for c in children[1:] if isinstance(c, ast.StringValue)), None)
+        return ast.EnumMember(str(name), value, description, _meta_span(meta), _span(name))
+
+    @v_args(meta=True)
+    def enum_decl(self, meta: Any, children: list[Any]) -> ast.EnumDecl:
+        name = children[0]
+        doc = next((c for c in children[1:] if isinstance(c, ast.Doc)), None)
+        members = tuple(c for c in children[1:] if isinstance(c, ast.EnumMember))
+        return ast.EnumDecl(str(name), doc, members, _meta_span(meta), _span(name))
+
+    @v_args(meta=True)
+    def class_decl(self, meta: Any, children: list[Any]) -> ast.ClassDecl:
+        name = children[0]
+        doc = next((c for c in children[1:] if isinstance(c, ast.Doc)), None)
+        fields = tuple(c for c in children[1:] if isinstance(c, ast.Field))
+        return ast.ClassDecl(str(name), doc, fields, _meta_span(meta), _span(name))
+
+    @v_args(meta=True)
+    def tool_decl(self, meta: Any, children: list[Any]) -> ast.ToolDecl:
+        name = children[0]
+        params = tuple(c for c in children[1:] if isinstance(c, ast.Field))
+        returns = next(c for c in children[1:] if isinstance(c, ast.TypeExpr))
+        description = next((c for c in children[1:] if isinstance(c, ast.StringValue)), None)
+        return ast.ToolDecl(str(name), params, returns, description, _meta_span(meta), _span(name))
+
+    @v_args(meta=True)
+    def module_path(self, meta: Any, children: list[Token]) -> tuple[str, ast.Span]:
+        return ".".join(str(c) for c in children), _meta_span(meta)
+
+    @v_args(meta=True)
+    def import_decl(self, meta: Any, children: list[Any]) -> ast.ImportDecl:
+        (module, module_span), names = children[0], children[1:]
+        return ast.ImportDecl(
+            module,
+            tuple(ast.ImportedName(str(n), _span(n)) for n in names if n is not None),
             _meta_span(meta),
-            _span(name),
+            module_span,
         )
 
     @v_args(meta=True)
@@ -204,10 +258,8 @@ class _ToAst(Transformer[Token, Any]):
             _span(kind),
         )
 
-    def start(self, children: list[Any]) -> tuple[ast.Doc | None, tuple[ast.Declaration, ...]]:
-        doc = children[0] if children and isinstance(children[0], ast.Doc) else None
-        decls = tuple(c for c in children if isinstance(c, ast.SignatureDecl | ast.PredictorDecl))
-        return doc, decls
+    def start(self, children: list[Any]) -> list[Any]:
+        return children
 
 
 def _describe_expected(names: set[str]) -> str:
@@ -257,8 +309,13 @@ def _syntax_diagnostic(path: str, source: str, exc: UnexpectedInput) -> Diagnost
             span = _span(tok)
             what = f"unexpected {_token_words(tok)}"
         hint = f"expected {_describe_expected(expected)}"
+        if tok is not None and tok.type == "STRING" and "STRING" not in expected:
+            hint += '; a description goes before the default: `name: type "description" = default`'
         if "DIRECTION" in expected and tok is not None and tok.type == "NAME":
-            hint += "; each field starts with `in` or `out`, e.g. `in question: str`"
+            if str(tok) in ("in", "out"):
+                hint = f"`{tok}` starts a field and needs a field name, e.g. `{tok} answer: str`"
+            else:
+                hint += "; each field starts with `in` or `out`, e.g. `in question: str`"
         return Diagnostic(path, span, "E102", what, hint=hint)
     return Diagnostic(path, ast.Span(max(line, 1), max(column, 1), 1, 1), "E100", str(exc))
 
@@ -271,12 +328,66 @@ def _token_words(tok: Token) -> str:
     return f"`{tok}`"
 
 
+# Where a top-level declaration starts: parsing resumes there after a syntax error.
+_DECLARATION_START = re.compile(
+    r"(?m)^[ \t]*(?=(?:signature|class|enum)[ \t]+\w+\s*\{|tool[ \t]+\w+\s*\("
+    r"|predictor[ \t]+\w+\s*=|from[ \t]+[\w.]+[ \t]+import\b)"
+)
+#: syntax errors reported per file before giving up on it
+MAX_SYNTAX_ERRORS = 50
+
+
+def _error_offset(exc: UnexpectedInput, text: str) -> int:
+    if isinstance(exc, UnexpectedCharacters):
+        return exc.pos_in_stream if exc.pos_in_stream is not None else len(text)
+    if isinstance(exc, UnexpectedToken) and exc.token.type != "$END":
+        start = exc.token.start_pos
+        return start if start is not None else len(text)
+    return len(text)
+
+
+def _broken_region(starts: list[int], offset: int, length: int) -> tuple[int, int]:
+    """The declaration around a syntax error at ``offset``, as a character range.
+
+    When the error is the keyword of the next declaration (an unclosed ``{``), the broken
+    one is the declaration before it."""
+    if offset in starts:
+        before = [s for s in starts if s < offset]
+        return (before[-1] if before else 0), offset
+    begin = max((s for s in starts if s <= offset), default=0)
+    return begin, min((s for s in starts if s > offset), default=length)
+
+
+def _blank(text: str, begin: int, end: int) -> str:
+    """``text`` with ``[begin, end)`` turned into spaces; newlines stay, so positions do too."""
+    return text[:begin] + re.sub(r"[^\n]", " ", text[begin:end]) + text[end:]
+
+
 def parse(source: str, path: str) -> tuple[ast.SigFile | None, list[Diagnostic]]:
-    """Parse one file. Returns the AST (None on a syntax error) and all diagnostics."""
-    try:
-        tree: Tree[Token] = parser().parse(source)
-    except UnexpectedInput as exc:
-        return None, [_syntax_diagnostic(path, source, exc)]
+    """Parse one file. Returns the AST (None after any syntax error) and all diagnostics.
+
+    After a syntax error the broken declaration is blanked out and parsing starts again,
+    so one run reports the syntax errors of every declaration, not just the first."""
+    starts = [m.end() for m in _DECLARATION_START.finditer(source)]
+    text = source
+    diagnostics: list[Diagnostic] = []
+    while True:
+        try:
+            tree: Tree[Token] = parser().parse(text)
+        except UnexpectedInput as exc:
+            diagnostics.append(_syntax_diagnostic(path, text, exc))
+            begin, end = _broken_region(starts, _error_offset(exc, text), len(text))
+            blanked = _blank(text, begin, end)
+            if blanked == text or len(diagnostics) >= MAX_SYNTAX_ERRORS:
+                return None, diagnostics
+            text = blanked
+            continue
+        if diagnostics:
+            return None, diagnostics
+        break
     builder = _ToAst(path)
-    doc, decls = builder.transform(tree)
-    return ast.SigFile(path, doc, decls), builder.diagnostics
+    children = builder.transform(tree)
+    doc = children[0] if children and isinstance(children[0], ast.Doc) else None
+    imports = tuple(c for c in children if isinstance(c, ast.ImportDecl))
+    decls = tuple(c for c in children if not isinstance(c, ast.Doc | ast.ImportDecl))
+    return ast.SigFile(path, doc, imports, decls), builder.diagnostics

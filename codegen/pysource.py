@@ -7,14 +7,22 @@ or instructions are data in the generated module, never code.
 
 from __future__ import annotations
 
+import datetime
+import enum
 import math
 from typing import Any
 
 
 def py_literal(value: Any) -> str:
-    """A Python expression equal to ``value`` (str, int, float, bool, None, list, tuple, dict)."""
+    """A Python expression equal to ``value`` (str, int, float, bool, None, list, tuple, dict,
+    an enum member as ``Enum.member``, a date or datetime from its ISO text)."""
     if isinstance(value, float) and not math.isfinite(value):  # inf and NaN have no literal
         raise ValueError(f"{value} cannot be written as a literal")
+    if isinstance(value, enum.Enum):  # the generated module defines or imports the enum
+        return f"{type(value).__name__}.{value.name}"
+    if isinstance(value, datetime.date):  # `datetime` and `date` are imported by name
+        kind = "datetime" if isinstance(value, datetime.datetime) else "date"
+        return f"{kind}.fromisoformat({value.isoformat()!r})"
     if isinstance(value, dict):
         items = ", ".join(f"{py_literal(k)}: {py_literal(v)}" for k, v in value.items())
         return "{" + items + "}"

@@ -2,23 +2,40 @@
 
 A :class:`SigType` is what a `.sig` type means once names are resolved. Each type knows
 how to write itself as Python source (for generated code) and how to build the equal
-Python annotation object (so the runtime's prompt helpers can describe it at build time).
+Python annotation object (so the runtime's prompt helpers can describe it at build time);
+declared enums and classes are built by a :class:`TypeResolver` (see :mod:`.pytypes`).
 Prompt names and JSON schemas are derived from that annotation by the runtime, never
 spelled a second time here.
 """
 
 from __future__ import annotations
 
+import datetime
 import functools
 import operator
 import typing
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal, Protocol
 
 from .pysource import py_literal
 
-PRIMITIVES = ("str", "int", "float", "bool")
+PRIMITIVES = ("str", "int", "float", "bool", "date", "datetime")
 LiteralScalar = str | int | float | bool
+
+_PRIMITIVE_TYPES: dict[str, type] = {
+    "str": str,
+    "int": int,
+    "float": float,
+    "bool": bool,
+    "date": datetime.date,
+    "datetime": datetime.datetime,
+}
+
+
+class TypeResolver(Protocol):
+    """Builds the Python type (enum class or pydantic model) of a declared type."""
+
+    def python_type(self, module: str, name: str) -> Any: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,8 +45,36 @@ class Primitive:
     def source(self) -> str:
         return self.name
 
-    def annotation(self) -> Any:
-        return {"str": str, "int": int, "float": float, "bool": bool}[self.name]
+    def annotation(self, types: TypeResolver) -> Any:
+        return _PRIMITIVE_TYPES[self.name]
+
+
+@dataclass(frozen=True, slots=True)
+class ImageType:
+    """An image input (URL, file or bytes), sent as an image content part."""
+
+    def source(self) -> str:
+        return "Image"
+
+    def annotation(self, types: TypeResolver) -> Any:
+        from sigforge.runtime.image import Image
+
+        return Image
+
+
+@dataclass(frozen=True, slots=True)
+class DeclaredType:
+    """A user-declared ``enum`` or ``class``, by the module that declares it."""
+
+    kind: Literal["enum", "class"]
+    name: str
+    module: str
+
+    def source(self) -> str:
+        return self.name
+
+    def annotation(self, types: TypeResolver) -> Any:
+        return types.python_type(self.module, self.name)
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,7 +82,7 @@ class NoneType_:
     def source(self) -> str:
         return "None"
 
-    def annotation(self) -> Any:
+    def annotation(self, types: TypeResolver) -> Any:
         return type(None)
 
 
@@ -48,8 +93,26 @@ class ListOf:
     def source(self) -> str:
         return f"list[{self.item.source()}]"
 
-    def annotation(self) -> Any:
-        return list[self.item.annotation()]  # type: ignore[misc]
+    def annotation(self, types: TypeResolver) -> Any:
+        return list[self.item.annotation(types)]  # type: ignore[misc]
+
+
+@dataclass(frozen=True, slots=True)
+class TupleOf:
+    """``tuple[A, B]`` (fixed) or ``tuple[A, ...]`` (``variadic``: any length of ``A``)."""
+
+    items: tuple[SigType, ...]
+    variadic: bool = False
+
+    def source(self) -> str:
+        inner = ", ".join(i.source() for i in self.items)
+        return f"tuple[{inner}, ...]" if self.variadic else f"tuple[{inner}]"
+
+    def annotation(self, types: TypeResolver) -> Any:
+        args = tuple(i.annotation(types) for i in self.items)
+        if self.variadic:
+            return tuple[args[0], ...]  # type: ignore[valid-type]
+        return tuple.__class_getitem__(args)
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,8 +123,8 @@ class DictOf:
     def source(self) -> str:
         return f"dict[{self.key.source()}, {self.value.source()}]"
 
-    def annotation(self) -> Any:
-        return dict[self.key.annotation(), self.value.annotation()]  # type: ignore[misc]
+    def annotation(self, types: TypeResolver) -> Any:
+        return dict[self.key.annotation(types), self.value.annotation(types)]  # type: ignore[misc]
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,7 +134,7 @@ class LiteralOf:
     def source(self) -> str:
         return "Literal[" + ", ".join(py_literal(v) for v in self.values) + "]"
 
-    def annotation(self) -> Any:
+    def annotation(self, types: TypeResolver) -> Any:
         return typing.Literal.__getitem__(self.values)
 
 
@@ -82,8 +145,8 @@ class UnionOf:
     def source(self) -> str:
         return " | ".join(m.source() for m in self.members)
 
-    def annotation(self) -> Any:
-        return functools.reduce(operator.or_, (m.annotation() for m in self.members))
+    def annotation(self, types: TypeResolver) -> Any:
+        return functools.reduce(operator.or_, (m.annotation(types) for m in self.members))
 
     @property
     def optional(self) -> bool:
@@ -94,7 +157,29 @@ class UnionOf:
         return rest[0] if len(rest) == 1 else UnionOf(rest)
 
 
-SigType = Primitive | NoneType_ | ListOf | DictOf | LiteralOf | UnionOf
+SigType = (
+    Primitive | ImageType | DeclaredType | NoneType_ | ListOf | TupleOf | DictOf | LiteralOf | UnionOf
+)
+
+
+def children(t: SigType) -> tuple[SigType, ...]:
+    """The types directly inside ``t`` (declared types are leaves)."""
+    if isinstance(t, ListOf):
+        return (t.item,)
+    if isinstance(t, TupleOf):
+        return t.items
+    if isinstance(t, DictOf):
+        return (t.key, t.value)
+    if isinstance(t, UnionOf):
+        return t.members
+    return ()
+
+
+def walk(t: SigType) -> typing.Iterator[SigType]:
+    """``t`` and every type nested in it, outermost first."""
+    yield t
+    for child in children(t):
+        yield from walk(child)
 
 
 def strip_optional(t: SigType) -> SigType:
@@ -105,12 +190,4 @@ def strip_optional(t: SigType) -> SigType:
 
 
 def uses_literal(t: SigType) -> bool:
-    if isinstance(t, LiteralOf):
-        return True
-    if isinstance(t, ListOf):
-        return uses_literal(t.item)
-    if isinstance(t, DictOf):
-        return uses_literal(t.key) or uses_literal(t.value)
-    if isinstance(t, UnionOf):
-        return any(uses_literal(m) for m in t.members)
-    return False
+    return any(isinstance(x, LiteralOf) for x in walk(t))

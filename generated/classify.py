@@ -2,6 +2,8 @@
 # Change the .sig file and run `sigforge generate` instead.
 """Sentiment and topic classification of product reviews."""
 
+from __future__ import annotations
+
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field

@@ -2,6 +2,8 @@
 # Change the .sig file and run `sigforge generate` instead.
 """Question answering over retrieved passages."""
 
+from __future__ import annotations
+
 from pydantic import BaseModel, ConfigDict, Field
 
 from sigforge.runtime import (

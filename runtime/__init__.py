@@ -3,7 +3,8 @@
 Public API only; each name lives in a module with one job:
 ``lm`` (HTTP clients), ``settings`` (configure / context), ``cache``, ``history``,
 ``adapters`` (prompt formats), ``predictors`` (base classes of generated code),
-``signature`` (field metadata carried by generated code), ``errors``.
+``signature`` (field metadata carried by generated code), ``image`` (image inputs),
+``tools`` (declared tools), ``errors``.
 """
 
 from ._version import __version__, check_generated_version
@@ -25,11 +26,13 @@ from .errors import (
     StateError,
 )
 from .history import HistoryEntry, inspect_history
+from .image import Image
 from .lm import LM, BaseLM
 from .messages import Completion, LMRequest, Message, Usage
 from .predictors import ChainOfThought, Demo, Predict
 from .settings import configure, context
 from .signature import AdapterPrompts, FieldSpec, Signature
+from .tools import ToolSpec
 
 __all__ = [
     "LM",
@@ -48,6 +51,7 @@ __all__ = [
     "FieldSpec",
     "GeneratedCodeVersionError",
     "HistoryEntry",
+    "Image",
     "JSONAdapter",
     "LMConnectionError",
     "LMError",
@@ -61,6 +65,7 @@ __all__ = [
     "SigforgeError",
     "Signature",
     "StateError",
+    "ToolSpec",
     "Usage",
     "__version__",
     "check_generated_version",

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, TextIO
 
-from .messages import Message, Usage
+from .messages import Message, Usage, message_text
 
 __all__ = [
     "HistoryEntry",
@@ -106,7 +106,7 @@ def render_entry(entry: HistoryEntry) -> str:
     for message in entry.messages:
         lines.append(f"{message['role'].capitalize()} message:")
         lines.append("")
-        lines.append(message["content"])
+        lines.append(message_text(message))
         lines.append("")
     lines.append("Response:")
     lines.append("")

@@ -7,10 +7,24 @@ from typing import Any, Literal, TypedDict
 
 
 class Message(TypedDict):
-    """One chat message, exactly as the OpenAI chat format sends it."""
+    """One chat message, exactly as the OpenAI chat format sends it.
+
+    ``content`` is text, or a list of content parts when a user turn holds images
+    (``{"type": "text", "text": ...}``, ``{"type": "image_url", "image_url": {"url": ...}}``).
+    """
 
     role: Literal["system", "user", "assistant"]
-    content: str
+    content: str | list[dict[str, Any]]
+
+
+def message_text(message: Message) -> str:
+    """The text of a message; an image part reads as ``[image]``."""
+    content = message["content"]
+    if isinstance(content, str):
+        return content
+    return "".join(
+        part.get("text", "") if part.get("type") == "text" else "[image]" for part in content
+    )
 
 
 @dataclass(frozen=True, slots=True)

@@ -35,6 +35,9 @@ class FieldSpec:
     is_str: bool = True
     #: the field's label in DSPy's saved state, e.g. ``Question:``
     prefix: str = ""
+    #: how the value is written (the `.sig` option ``format="..."``), shown after the
+    #: description in the prompt's field list; ``""`` when none
+    format: str = ""
 
 
 @dataclass(frozen=True, slots=True)

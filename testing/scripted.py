@@ -13,7 +13,7 @@ from typing import Any
 
 from sigforge.runtime.cache import Cache
 from sigforge.runtime.lm import BaseLM
-from sigforge.runtime.messages import Completion, LMRequest, Usage
+from sigforge.runtime.messages import Completion, LMRequest, Usage, message_text
 
 __all__ = ["ScriptExhaustedError", "ScriptedLM"]
 
@@ -96,7 +96,7 @@ class ScriptedLM(BaseLM):
             raise item
         if isinstance(item, Completion):
             return item
-        prompt_chars = sum(len(message["content"]) for message in request.messages)
+        prompt_chars = sum(len(message_text(message)) for message in request.messages)
         return Completion(
             text=item,
             usage=Usage((prompt_chars + 3) // 4, (len(item) + 3) // 4),

@@ -12,10 +12,12 @@ from sigforge.codegen.types import DictOf, ListOf, LiteralOf, NoneType_, Primiti
 
 
 def diagnose(source: str) -> tuple[CheckedModule | None, list[Diagnostic]]:
+    """The module and its errors (warnings have their own tests)."""
     sig_file, diags = parse(source, "t.sig")
     assert sig_file is not None, diags
     assert diags == []
-    return check(sig_file, source, "t")
+    module, diags = check(sig_file, source, "t")
+    return module, [d for d in diags if d.severity == "error"]
 
 
 def only(source: str) -> Diagnostic:
@@ -63,7 +65,7 @@ predictor P = chain_of_thought(S)
     [
         (
             "signature S {\n  in q: lst[str]\n  out a: str\n}",
-            2, 9, "E201", "unknown type `lst`", "did you mean `list`?",
+            2, 9, "E201", "unknown type `lst`", "did you mean `list[str]`?",
         ),
         (
             "signature S {\n  in q: string\n  out a: str\n}",
@@ -122,8 +124,8 @@ predictor P = chain_of_thought(S)
             2, 9, "E201", "unknown type `Optional`", "T | None",
         ),
         (
-            "signature S {\n  in q: dict[int, str]\n  out a: str\n}",
-            2, 14, "E202", "dictionary keys must be `str`", None,
+            "signature S {\n  in q: dict[float, str]\n  out a: str\n}",
+            2, 14, "E202", "dictionary keys must be `str`, `int` or an enum", None,
         ),
         (
             "signature S {\n  in q: str\n  out reasoning: str\n}\npredictor P = chain_of_thought(S)",
@@ -135,7 +137,7 @@ predictor P = chain_of_thought(S)
         ),
         (
             "signature A {\n  in q: str\n  out a: str\n}\nsignature AInputs {\n  in q: str\n  out a: str\n}",
-            5, 11, "E210", "`AInputs` would generate a class `AInputs`, which `A` (line 1) also generates", "rename",
+            5, 11, "E210", "`AInputs` would generate `AInputs`, which `A` (line 1) also generates", "rename",
         ),
         (
             "signature S {\n  in q: str\n  out a: str\n}\nsignature S {\n  in q: str\n  out a: str\n}",
@@ -177,5 +179,5 @@ def test_caret_spans_the_offending_token() -> None:
     assert d.render(source).splitlines()[1:] == [
         " 2 |     in  q: lst[str]",
         "   |            ^^^",
-        "  hint: did you mean `list`?",
+        "  hint: did you mean `list[str]`?",
     ]

@@ -16,6 +16,7 @@ from typing import Any, ClassVar
 from pydantic import BaseModel
 
 from ..errors import OutputParseError
+from ..image import ImageSlots, content_parts
 from ..messages import Message
 from ..signature import AdapterPrompts, FieldSpec, Signature
 from .parsing import ParsePlan, build_outputs, parse_plan
@@ -66,6 +67,8 @@ def _describe_fields(fields: Sequence[FieldSpec]) -> str:
     lines = []
     for number, spec in enumerate(fields, 1):
         line = f"{number}. `{spec.name}` ({spec.type_name}): {spec.description}"
+        if spec.format:
+            line += f" (format: {spec.format})"
         if spec.constraints:
             line += f"\nConstraints: {spec.constraints}"
         lines.append(line)
@@ -137,12 +140,15 @@ class Adapter(abc.ABC):
         values: Mapping[str, Any],
         output_request: str | None,
         prefix: str = "",
+        slots: ImageSlots | None = None,
     ) -> str:
-        """A user turn: ``prefix``, the input fields present in ``values``, the request."""
+        """A user turn: ``prefix``, the input fields present in ``values``, the request.
+
+        Images become markers in ``slots`` (see :func:`~sigforge.runtime.image.content_parts`)."""
         parts = [prefix] if prefix else []
         for spec in input_fields:
             if spec.name in values:
-                text = format_value(values[spec.name], is_str=spec.is_str)
+                text = format_value(values[spec.name], is_str=spec.is_str, slots=slots)
                 parts.append(f"[[ ## {spec.name} ## ]]\n{text}")
         if output_request:
             parts.append(output_request)
@@ -181,17 +187,21 @@ class Adapter(abc.ABC):
                 partial.append(demo)
         messages: list[Message] = []
         for demo in partial:
-            user = self.format_user(input_fields, demo, None, prefix=PARTIAL_DEMO_PREFIX)
+            slots = ImageSlots()
+            user = self.format_user(
+                input_fields, demo, None, prefix=PARTIAL_DEMO_PREFIX, slots=slots
+            )
             assistant = self.format_assistant(output_fields, demo, missing=NOT_SUPPLIED)
             messages += [
-                {"role": "user", "content": user},
+                {"role": "user", "content": content_parts(user, slots)},
                 {"role": "assistant", "content": assistant},
             ]
         for demo in complete:
-            user = self.format_user(input_fields, demo, None)
+            slots = ImageSlots()
+            user = self.format_user(input_fields, demo, None, slots=slots)
             assistant = self.format_assistant(output_fields, demo)
             messages += [
-                {"role": "user", "content": user},
+                {"role": "user", "content": content_parts(user, slots)},
                 {"role": "assistant", "content": assistant},
             ]
         return messages
@@ -206,9 +216,10 @@ class Adapter(abc.ABC):
     ) -> list[Message]:
         """The whole conversation: system message, demos, the final user turn."""
         messages: list[Message] = [{"role": "system", "content": system}, *demo_messages]
-        content = self.format_user(input_fields, values, output_request)
+        slots = ImageSlots()
+        content = self.format_user(input_fields, values, output_request, slots=slots)
         if content:
-            messages.append({"role": "user", "content": content})
+            messages.append({"role": "user", "content": content_parts(content, slots)})
         return messages
 
     def request_params(self, signature_cls: type[Signature]) -> dict[str, Any]:

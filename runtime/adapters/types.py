@@ -8,7 +8,9 @@ The wording follows DSPy 3.4.1 byte for byte so prompts stay interchangeable.
 
 from __future__ import annotations
 
+import copy
 import enum
+import functools
 import json
 import re
 import types
@@ -112,6 +114,11 @@ def type_note(annotation: Any) -> str:
 
 
 def _json_schema(annotation: Any) -> dict[str, Any]:
+    return copy.deepcopy(_cached_json_schema(annotation))
+
+
+@functools.lru_cache(maxsize=1024)
+def _cached_json_schema(annotation: Any) -> dict[str, Any]:
     from pydantic import TypeAdapter
 
     schema: dict[str, Any] = TypeAdapter(annotation).json_schema()
@@ -152,8 +159,13 @@ def field_spec(
     description: str = "",
     constraints: Mapping[str, Any] | None = None,
     is_input: bool,
+    prefix: str | None = None,
+    format: str = "",
 ) -> FieldSpec:
-    """Everything the prompt formats need to know about one field."""
+    """Everything the prompt formats need to know about one field.
+
+    ``prefix`` is the field's label (inferred from the name when None); ``format`` a hint
+    on how the value is written."""
     return FieldSpec(
         name=name,
         type_name=annotation_name(annotation),
@@ -161,7 +173,8 @@ def field_spec(
         constraints=constraints_text(constraints),
         type_note="" if is_input else type_note(annotation),
         is_str=annotation is str,
-        prefix=f"{infer_prefix(name)}:",
+        prefix=f"{infer_prefix(name)}:" if prefix is None else prefix,
+        format=format,
     )
 
 
@@ -195,40 +208,49 @@ def _has_open_mapping(node: Any) -> bool:
     return False
 
 
-def _make_strict(node: dict[str, Any], root: dict[str, Any]) -> dict[str, Any]:
-    """Rewrite ``node`` in place (and return it) to satisfy strict structured outputs."""
+def _make_strict(
+    node: dict[str, Any], root: dict[str, Any], expanding: frozenset[str] = frozenset()
+) -> dict[str, Any]:
+    """Rewrite ``node`` in place (and return it) to satisfy strict structured outputs.
+
+    ``expanding``: the references being inlined around ``node``; a recursive reference
+    is kept as a plain ``$ref`` (its sibling keys dropped) instead of inlined forever."""
     for key in ("$defs", "definitions"):
         definitions = node.get(key)
         if isinstance(definitions, dict):
             for definition in definitions.values():
-                _make_strict(definition, root)
+                _make_strict(definition, root, expanding)
     properties = node.get("properties")
     if isinstance(properties, dict):
         node["required"] = list(properties)
         node["additionalProperties"] = False
         for name, sub_schema in properties.items():
-            properties[name] = _make_strict(sub_schema, root)
+            properties[name] = _make_strict(sub_schema, root, expanding)
     items = node.get("items")
     if isinstance(items, dict):
-        node["items"] = _make_strict(items, root)
+        node["items"] = _make_strict(items, root, expanding)
     any_of = node.get("anyOf")
     if isinstance(any_of, list):
-        node["anyOf"] = [_make_strict(variant, root) for variant in any_of]
+        node["anyOf"] = [_make_strict(variant, root, expanding) for variant in any_of]
     all_of = node.get("allOf")
     if isinstance(all_of, list):
         if len(all_of) == 1:
-            node.update(_make_strict(all_of[0], root))
+            node.update(_make_strict(all_of[0], root, expanding))
             del node["allOf"]
         else:
-            node["allOf"] = [_make_strict(part, root) for part in all_of]
+            node["allOf"] = [_make_strict(part, root, expanding) for part in all_of]
     if "default" in node and node["default"] is None:
         del node["default"]
     ref = node.get("$ref")
     if isinstance(ref, str) and len(node) > 1:
+        if ref in expanding:
+            node.clear()
+            node["$ref"] = ref
+            return node
         # the node's own keys win over the referenced definition's
-        node.update({**_resolve_ref(root, ref), **node})
+        node.update({**copy.deepcopy(_resolve_ref(root, ref)), **node})
         del node["$ref"]
-        return _make_strict(node, root)
+        return _make_strict(node, root, expanding | {ref})
     return node
 
 
