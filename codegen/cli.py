@@ -2,15 +2,64 @@
 
 from __future__ import annotations
 
+import re
+import signal
 import sys
+import threading
+import traceback
+from collections.abc import Callable, Collection, Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import replace
+from datetime import datetime
 from pathlib import Path
+from types import FrameType
+from typing import TYPE_CHECKING, Any, Literal, TypeVar, get_args
 
 import click
 
 from sigforge.runtime import __version__
 
-from .pipeline import CompileResult, compile_sources
-from .write import ForeignFileError, diff_outputs, write_outputs
+from .diagnostics import Diagnostic
+from .pipeline import CompileResult, compile_sources, find_sources
+from .write import ForeignFileError, WriteReport, diff_outputs, write_outputs
+
+if TYPE_CHECKING:
+    from watchfiles import Change
+
+WarningMode = Literal["show", "hide", "error"]
+
+
+def filter_diagnostics(
+    diagnostics: Iterable[Diagnostic], warnings: WarningMode, ignore: Collection[str] = ()
+) -> list[Diagnostic]:
+    """The diagnostics to report under ``--warnings`` and ``--ignore``.
+
+    Warnings whose code is in ``ignore`` are dropped, all warnings are dropped for ``hide``
+    and turned into errors for ``error`` (so they fail the command). Errors are always kept.
+    """
+    kept: list[Diagnostic] = []
+    for diagnostic in diagnostics:
+        if diagnostic.severity == "warning":
+            if warnings == "hide" or diagnostic.code in ignore:
+                continue
+            if warnings == "error":
+                diagnostic = replace(diagnostic, severity="error")
+        kept.append(diagnostic)
+    return kept
+
+
+def _warning_codes(
+    ctx: click.Context, param: click.Parameter, values: tuple[str, ...]
+) -> frozenset[str]:
+    """``--ignore W101 --ignore w102,W103`` -> ``{"W101", "W102", "W103"}``; error codes are refused."""
+    codes = {code.strip().upper() for value in values for code in value.split(",") if code.strip()}
+    refused = sorted(code for code in codes if not re.fullmatch(r"W\d+", code))
+    if refused:
+        raise click.BadParameter(
+            f"{', '.join(refused)}: only warning codes such as W101 can be ignored, errors cannot"
+        )
+    return frozenset(codes)
+
 
 _src = click.option(
     "--src",
@@ -34,6 +83,29 @@ _format = click.option(
     show_default=True,
     help="How to print diagnostics: for people, or as JSON lines for tools.",
 )
+_warnings = click.option(
+    "--warnings",
+    type=click.Choice(get_args(WarningMode)),
+    default="show",
+    show_default=True,
+    help="Print warnings, hide them, or treat them as errors (exit 1, nothing written).",
+)
+_ignore = click.option(
+    "--ignore",
+    metavar="CODE[,CODE...]",
+    multiple=True,
+    callback=_warning_codes,
+    help="Silence a warning code, e.g. W101. Repeat the option or separate codes with commas.",
+)
+
+_Command = TypeVar("_Command", bound=Callable[..., Any])
+
+
+def _options(command: _Command) -> _Command:
+    """The options every command takes: --src, --out, --format, --warnings, --ignore."""
+    for option in (_ignore, _warnings, _format, _out, _src):
+        command = option(command)
+    return command
 
 
 @click.group()
@@ -42,30 +114,73 @@ def main() -> None:
     """Compile .sig signature files into typed Python predictors."""
 
 
-def _compile(src: Path, out: Path, fmt: str) -> CompileResult:
+def _require_folder(src: Path) -> None:
     if not src.is_dir():
         raise click.UsageError(f"source folder {src} does not exist")
+
+
+def _compile(src: Path, out: Path, warnings: WarningMode, ignore: Collection[str]) -> CompileResult:
+    """Compile, keeping only the diagnostics to report (``ok`` is false when any is an error)."""
     result = compile_sources(src, out)
-    if result.diagnostics:
-        if fmt == "json":
-            for d in result.diagnostics:
-                click.echo(d.to_json())
-        else:
-            text = "\n\n".join(d.render(result.sources.get(d.path)) for d in result.diagnostics)
-            click.echo(text, err=True)
-            errors = sum(d.severity == "error" for d in result.diagnostics)
-            if errors:
-                click.echo(f"\n{errors} error{'s' if errors != 1 else ''}; nothing was written.", err=True)
-    return result
+    return replace(result, diagnostics=filter_diagnostics(result.diagnostics, warnings, ignore))
+
+
+def _plural(count: int, noun: str) -> str:
+    return f"{count} {noun}{'s' if count != 1 else ''}"
+
+
+def _tally(diagnostics: list[Diagnostic]) -> str:
+    """``"2 errors, 1 warning"``; empty when there are no diagnostics."""
+    errors = sum(d.severity == "error" for d in diagnostics)
+    counts = ((errors, "error"), (len(diagnostics) - errors, "warning"))
+    return ", ".join(_plural(n, noun) for n, noun in counts if n)
+
+
+def _outcome(result: CompileResult) -> str:
+    """``"2 errors, 1 warning; nothing was written."``, ``"1 warning."``, or empty when clean."""
+    tally = _tally(result.diagnostics)
+    if not result.ok:
+        return f"{tally}; nothing was written."
+    return f"{tally}." if tally else ""
+
+
+def _print_diagnostics(result: CompileResult, fmt: str) -> None:
+    """JSON lines on stdout, or the rendered diagnostics on stderr."""
+    if fmt == "json":
+        for d in result.diagnostics:
+            click.echo(d.to_json())
+    elif result.diagnostics:
+        text = "\n\n".join(d.render(result.sources.get(d.path)) for d in result.diagnostics)
+        click.echo(text, err=True)
+
+
+def _report_compile(result: CompileResult, fmt: str) -> None:
+    _print_diagnostics(result, fmt)
+    outcome = _outcome(result)
+    if fmt == "text" and outcome:
+        click.echo(f"\n{outcome}", err=True)
+
+
+def _write_summary(report: WriteReport, *, names: bool = False) -> str:
+    """``"1 written, 2 unchanged, 1 deleted"``; with ``names``, the written and deleted files too."""
+
+    def part(files: list[str], what: str) -> str:
+        if not (names and files):
+            return f"{len(files)} {what}"
+        shown = ", ".join(files[:3]) + (f", +{len(files) - 3} more" if len(files) > 3 else "")
+        return f"{len(files)} {what} ({shown})"
+
+    summary = f"{part(report.written, 'written')}, {len(report.unchanged)} unchanged"
+    return summary + (f", {part(report.deleted, 'deleted')}" if report.deleted else "")
 
 
 @main.command()
-@_src
-@_out
-@_format
-def generate(src: Path, out: Path, fmt: str) -> None:
+@_options
+def generate(src: Path, out: Path, fmt: str, warnings: WarningMode, ignore: frozenset[str]) -> None:
     """Generate the Python package for every .sig file in --src."""
-    result = _compile(src, out, fmt)
+    _require_folder(src)
+    result = _compile(src, out, warnings, ignore)
+    _report_compile(result, fmt)
     if not result.ok:
         sys.exit(1)
     try:
@@ -74,19 +189,16 @@ def generate(src: Path, out: Path, fmt: str) -> None:
         click.echo(f"error: {exc}", err=True)
         sys.exit(1)
     if fmt == "text":
-        click.echo(
-            f"{out}: {len(report.written)} written, {len(report.unchanged)} unchanged"
-            + (f", {len(report.deleted)} deleted" if report.deleted else "")
-        )
+        click.echo(f"{out}: {_write_summary(report)}")
 
 
 @main.command()
-@_src
-@_out
-@_format
-def check(src: Path, out: Path, fmt: str) -> None:
+@_options
+def check(src: Path, out: Path, fmt: str, warnings: WarningMode, ignore: frozenset[str]) -> None:
     """Exit 1 with a diff when --out is not what `generate` would write."""
-    result = _compile(src, out, fmt)
+    _require_folder(src)
+    result = _compile(src, out, warnings, ignore)
+    _report_compile(result, fmt)
     if not result.ok:
         sys.exit(1)
     diff = diff_outputs(out, result.files)
@@ -96,3 +208,159 @@ def check(src: Path, out: Path, fmt: str) -> None:
         sys.exit(1)
     if fmt == "text":
         click.echo(f"{out} is up to date.")
+
+
+@main.command()
+@_options
+@click.option(
+    "--interval",
+    type=click.FloatRange(0.01, 60),
+    default=0.1,
+    show_default=True,
+    metavar="SECONDS",
+    help="How long changes must settle before regenerating, so a burst of saves is one build.",
+)
+def watch(
+    src: Path, out: Path, fmt: str, warnings: WarningMode, ignore: frozenset[str], interval: float
+) -> None:
+    """Generate, then regenerate whenever a .sig file in --src is created, changed or deleted.
+
+    Every build prints its diagnostics, or one line saying what was written. Errors never stop
+    the watch; Ctrl-C (or SIGTERM) does, with exit status 0.
+    """
+    try:
+        import watchfiles
+    except ImportError:
+        raise click.ClickException(
+            "`sigforge watch` needs the watchfiles package: pip install watchfiles"
+        ) from None
+    _require_folder(src)
+    session = _WatchSession(src, out, fmt, warnings, ignore)
+    if session.inside_out(session.src):
+        raise click.UsageError("--src cannot be inside --out")
+    step_ms = round(interval * 1000)
+    stop = threading.Event()
+    click.echo(f"watching {src} for .sig changes; press Ctrl-C to stop", err=True)
+    with _stop_on_signals(stop):
+        session.build()
+        # The watcher starts on the first iteration, a moment after that first build. The first
+        # yield (changes, or a timeout after a second) compares the sources with what was built,
+        # so an edit made in between is not missed; after that, every change is an event.
+        in_sync = False
+        try:
+            for changes in watchfiles.watch(
+                session.src,
+                watch_filter=session.is_source_change,
+                step=step_ms,  # quiet time that ends a burst of changes
+                debounce=max(1600, 4 * step_ms),  # build anyway after this long
+                rust_timeout=1000,
+                yield_on_timeout=True,
+                stop_event=stop,
+                raise_interrupt=False,
+            ):
+                if changes or (not in_sync and session.sources_changed()):
+                    session.build()
+                in_sync = True
+        except OSError as exc:
+            raise click.ClickException(f"cannot watch {src}: {exc}") from None
+    click.echo("stopped watching", err=True)
+
+
+@contextmanager
+def _stop_on_signals(stop: threading.Event) -> Iterator[None]:
+    """While active, SIGINT (Ctrl-C) and SIGTERM set ``stop`` instead of ending the process.
+
+    A second signal interrupts at once, should a build in progress hang.
+    """
+
+    def request_stop(signum: int, frame: FrameType | None) -> None:
+        if stop.is_set():
+            raise KeyboardInterrupt
+        stop.set()
+
+    signums = (signal.SIGINT, signal.SIGTERM)
+    previous = {signum: signal.signal(signum, request_stop) for signum in signums}
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+_Snapshot = dict[Path, tuple[int, int]]
+
+
+class _WatchSession:
+    """What `sigforge watch` remembers between builds, and which file events start one."""
+
+    def __init__(
+        self, src: Path, out: Path, fmt: str, warnings: WarningMode, ignore: frozenset[str]
+    ) -> None:
+        self.src_arg, self.out_arg = src, out  # as given, for messages and display paths
+        self.src, self.out = src.resolve(), out.resolve()
+        self.fmt, self.warnings, self.ignore = fmt, warnings, ignore
+        #: the .sig files of the last build, with their modification time and size
+        self.built: _Snapshot = {}
+
+    def inside_out(self, path: Path) -> bool:
+        return path == self.out or self.out in path.parents
+
+    def snapshot(self) -> _Snapshot:
+        sources: _Snapshot = {}
+        for path in find_sources(self.src):
+            if self.inside_out(path):
+                continue
+            try:
+                stat = path.stat()
+            except FileNotFoundError:  # deleted while we looked
+                continue
+            sources[path] = (stat.st_mtime_ns, stat.st_size)
+        return sources
+
+    def sources_changed(self) -> bool:
+        return self.snapshot() != self.built
+
+    def is_source_change(self, change: Change, path: str) -> bool:
+        """Whether an event can change the output: a .sig file, or a folder of them, outside --out."""
+        import watchfiles
+
+        changed = Path(path)
+        if self.inside_out(changed):
+            return False
+        if changed.suffix == ".sig":
+            return True
+        if change == watchfiles.Change.added:  # a folder of .sig files moved in
+            return changed.is_dir() and any(changed.rglob("*.sig"))
+        # a folder holding sources deleted or moved away (or --src itself)
+        return change == watchfiles.Change.deleted and any(
+            changed in source.parents for source in self.built
+        )
+
+    def build(self) -> None:
+        """Compile and write, printing diagnostics or a summary; a failed build never raises."""
+        stamp = datetime.now().strftime("[%H:%M:%S]")
+        if not self.src.is_dir():
+            self.built = {}
+            missing = f"source folder {self.src_arg} does not exist"
+            click.echo(f"{stamp} error: {missing}; nothing was written.", err=True)
+            return
+        try:
+            self.built = self.snapshot()
+            result = _compile(self.src_arg, self.out_arg, self.warnings, self.ignore)
+            _print_diagnostics(result, self.fmt)
+            if not result.ok:
+                click.echo(f"{stamp} {_outcome(result)}", err=True)
+                return
+            report = write_outputs(self.out_arg, result.files)
+        except (ForeignFileError, OSError) as exc:
+            click.echo(f"{stamp} error: {exc}", err=True)
+            return
+        except Exception:  # a compiler bug: show it, and let the next edit try again
+            click.echo(
+                f"{stamp} internal error, please report it:\n{traceback.format_exc()}", err=True
+            )
+            return
+        tally = _tally(result.diagnostics)
+        summary = f"{stamp} {self.out_arg}: {_write_summary(report, names=True)}"
+        summary += f"; {tally}" if tally else ""
+        click.echo(summary, err=self.fmt == "json")

@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner, Result
 from support import ROOT
+
+from sigforge.codegen import cli
+from sigforge.codegen.ast import Span
+from sigforge.codegen.diagnostics import Diagnostic
+from sigforge.codegen.pipeline import CompileResult
 
 QA = (ROOT / "signatures" / "qa.sig").read_text(encoding="utf-8")
 
@@ -106,8 +114,6 @@ def test_errors_are_diagnostics_with_exit_1_and_nothing_written(project: Path) -
 
 
 def test_json_diagnostics(project: Path) -> None:
-    import json
-
     (project / "signatures" / "bad.sig").write_text("signature Bad {\n  in q: str\n}\n")
     run = sigforge(project, "generate", "--format", "json")
     assert run.returncode == 1
@@ -169,3 +175,124 @@ def test_missing_source_folder_is_a_usage_error(tmp_path: Path) -> None:
 def test_committed_generated_package_is_fresh() -> None:
     run = sigforge(ROOT, "check")
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr
+
+
+# --- warnings: --warnings show|hide|error and --ignore CODE -----------------------------------
+
+ERROR = Diagnostic("signatures/qa.sig", Span(2, 3, 2, 11), "E102", "unexpected name `question`")
+W101 = Diagnostic(
+    "signatures/qa.sig", Span(13, 9, 13, 19), "W101", "output has no description", severity="warning"
+)
+W102 = replace(W101, code="W102", message="class is never used")
+W999 = replace(W101, span=Span(1, 1, 1, 2), code="W999", message="synthetic warning")
+
+
+@pytest.mark.parametrize(
+    ("mode", "ignore", "expected"),
+    [
+        ("show", (), [ERROR, W101, W102]),
+        ("show", ("W102",), [ERROR, W101]),
+        ("hide", (), [ERROR]),
+        ("error", (), [ERROR, replace(W101, severity="error"), replace(W102, severity="error")]),
+        ("error", ("W101",), [ERROR, replace(W102, severity="error")]),
+        ("show", ("E102",), [ERROR, W101, W102]),  # errors are never filtered out
+    ],
+)
+def test_filter_diagnostics(
+    mode: cli.WarningMode, ignore: tuple[str, ...], expected: list[Diagnostic]
+) -> None:
+    assert cli.filter_diagnostics([ERROR, W101, W102], mode, ignore) == expected
+
+
+@pytest.fixture
+def with_warning(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every compile the CLI runs reports exactly one warning, W999, besides its errors.
+
+    The compiler's own warnings are replaced, so these tests do not depend on which it emits.
+    """
+    real = cli.compile_sources
+
+    def compile_with_warning(src: Path, out: Path) -> CompileResult:
+        result = real(src, out)
+        errors = [d for d in result.diagnostics if d.severity == "error"]
+        return replace(result, diagnostics=[*errors, W999])
+
+    monkeypatch.setattr(cli, "compile_sources", compile_with_warning)
+
+
+def run_cli(project: Path, monkeypatch: pytest.MonkeyPatch, *args: str) -> Result:
+    monkeypatch.chdir(project)
+    return CliRunner().invoke(cli.main, list(args))
+
+
+@pytest.mark.usefixtures("with_warning")
+def test_a_shown_warning_is_printed_and_counted_but_does_not_block(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    run = run_cli(project, monkeypatch, "generate")
+    assert run.exit_code == 0, run.output
+    assert "signatures/qa.sig:1:1: warning[W999]: synthetic warning" in run.stderr
+    assert run.stderr.endswith("\n1 warning.\n")
+    assert "generated: 3 written, 0 unchanged" in run.stdout
+    assert (project / "generated" / "qa.py").exists()
+
+
+@pytest.mark.usefixtures("with_warning")
+@pytest.mark.parametrize("args", [("--warnings", "hide"), ("--ignore", "W999"), ("--ignore", "w998,W999")])
+def test_hidden_or_ignored_warnings_are_neither_printed_nor_counted(
+    project: Path, monkeypatch: pytest.MonkeyPatch, args: tuple[str, ...]
+) -> None:
+    run = run_cli(project, monkeypatch, "generate", *args)
+    assert run.exit_code == 0, run.output
+    assert run.stderr == ""
+    assert run.stdout == "generated: 3 written, 0 unchanged\n"
+
+
+@pytest.mark.usefixtures("with_warning")
+def test_warnings_as_errors_fail_and_write_nothing(project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    run = run_cli(project, monkeypatch, "generate", "--warnings", "error")
+    assert run.exit_code == 1
+    assert "signatures/qa.sig:1:1: error[W999]: synthetic warning" in run.stderr
+    assert run.stderr.endswith("\n1 error; nothing was written.\n")
+    assert not (project / "generated").exists()
+    json_run = run_cli(project, monkeypatch, "generate", "--warnings", "error", "--format", "json")
+    assert json_run.exit_code == 1
+    assert json.loads(json_run.stdout)["severity"] == "error"
+
+
+@pytest.mark.usefixtures("with_warning")
+def test_errors_and_warnings_are_counted_separately(project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (project / "signatures" / "bad.sig").write_text("signature Bad {\n  in q: lst[str]\n  out a: str\n}\n")
+    (project / "signatures" / "worse.sig").write_text("signature X {\n  question: str\n}\n")
+    run = run_cli(project, monkeypatch, "generate")
+    assert run.exit_code == 1
+    assert run.stderr.endswith("\n2 errors, 1 warning; nothing was written.\n")
+
+
+@pytest.mark.usefixtures("with_warning")
+def test_check_honours_the_warning_options(project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    assert run_cli(project, monkeypatch, "generate").exit_code == 0
+    assert run_cli(project, monkeypatch, "check").exit_code == 0
+    strict = run_cli(project, monkeypatch, "check", "--warnings", "error")
+    assert strict.exit_code == 1
+    assert "error[W999]" in strict.stderr
+    assert run_cli(project, monkeypatch, "check", "--warnings", "error", "--ignore", "W999").exit_code == 0
+
+
+@pytest.mark.parametrize("command", ["generate", "check", "watch"])
+def test_warning_options_are_in_the_help(project: Path, command: str) -> None:
+    run = sigforge(project, command, "--help")
+    assert run.returncode == 0, run.stderr
+    assert "--warnings [show|hide|error]" in run.stdout
+    assert "--ignore CODE[,CODE...]" in run.stdout
+
+
+def test_warning_options_are_parsed(project: Path) -> None:
+    ok = sigforge(project, "generate", "--warnings", "hide", "--ignore", "W101,w102", "--ignore", "W103")
+    assert ok.returncode == 0, ok.stderr
+    bad_mode = sigforge(project, "generate", "--warnings", "loud")
+    assert bad_mode.returncode == 2
+    assert "'loud' is not one of 'show', 'hide', 'error'" in bad_mode.stderr
+    error_code = sigforge(project, "generate", "--ignore", "W101,E201")
+    assert error_code.returncode == 2
+    assert "E201: only warning codes such as W101 can be ignored, errors cannot" in error_code.stderr
