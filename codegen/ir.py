@@ -15,9 +15,10 @@ from sigforge.runtime.adapters.types import annotation_name, field_spec, output_
 from sigforge.runtime.signature import FieldSpec
 
 from .extend import run_signature_name
+from .layout import Bracket, Node, call_node, import_node, string_node, value_node
 from .model import CheckedField, CheckedModule, CheckedSignature, CheckedTool
 from .names import tool_class_names
-from .pysource import py_literal, py_string_lines
+from .pysource import py_literal
 from .pytypes import enum_docstring, pydantic_field
 from .types import (
     ImageType,
@@ -33,27 +34,23 @@ from .types import (
 class FieldIR:
     name: str
     annotation: str
-    #: the right-hand side after ``=`` in the model, or None for a bare annotation
-    model_default: str | None
+    #: the model attribute: ``name: type``, ``name: type = default`` or ``... = Field(...)``
+    attribute: Node
+    #: whether the attribute uses pydantic's ``Field``
+    uses_field: bool
     #: the default of the keyword parameter in ``__call__``, or None when required
     param_default: str | None
-    spec: str
-
-
-@dataclass(frozen=True, slots=True)
-class PromptIR:
-    adapter: str
-    system: str
-    output_request: str
+    #: ``FieldSpec(...)`` for signature fields
+    spec: Node
 
 
 @dataclass(frozen=True, slots=True)
 class SignatureIR:
     name: str
     docstring: str
-    #: the instructions text, and the same as a Python literal
+    #: the instructions text, and the same as the ``instructions = ...`` statement
     instructions_text: str
-    instructions: str
+    instructions: Node
     inputs_model: str
     outputs_model: str
     define_inputs_model: bool
@@ -61,8 +58,12 @@ class SignatureIR:
     extends: str | None
     input_fields: tuple[FieldIR, ...]
     output_fields: tuple[FieldIR, ...]
-    prompts: tuple[PromptIR, ...]
-    output_schema: str
+    #: the ``input_fields = (...)`` and ``output_fields = (...)`` statements
+    input_specs: Node
+    output_specs: Node
+    #: the ``prompts = {...}`` and ``output_schema = {...}`` statements
+    prompts: Node
+    output_schema: Node
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +77,11 @@ class PredictorIR:
     outputs_model: str
     params: tuple[FieldIR, ...]
     adapter: str
+    #: the ``class Name(Base[In, Out]):`` line
+    header: Node
+    #: the bodies of ``__call__`` and ``acall``
+    run: Node
+    arun: Node
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,14 +115,7 @@ class ToolIR:
     params: tuple[FieldIR, ...]
     returns: str
     returns_name: str
-    args_schema: str
-
-
-@dataclass(frozen=True, slots=True)
-class ImportIR:
-    #: relative module path, e.g. ``.common`` or ``..shared.types``
-    module: str
-    names: tuple[str, ...]
+    args_schema: Node
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,28 +128,29 @@ class ModuleIR:
     datetime_imports: tuple[str, ...]
     #: whether the module defines an enum (imports StrEnum)
     uses_enum: bool
-    imports: tuple[ImportIR, ...]
+    #: ``from .module import ...`` statements for declarations of sibling modules
+    imports: tuple[Node, ...]
     enums: tuple[EnumIR, ...]
     classes: tuple[ClassIR, ...]
     tools: tuple[ToolIR, ...]
     signatures: tuple[SignatureIR, ...]
     predictors: tuple[PredictorIR, ...]
-    #: ``from pydantic import ...`` names, sorted (``Field`` is added by the template use)
+    #: ``from pydantic import ...`` names, sorted
     pydantic_imports: tuple[str, ...]
-    #: names imported from sigforge.runtime, sorted
-    runtime_imports: tuple[str, ...]
+    #: the ``from sigforge.runtime import ...`` statement
+    runtime_import: Node
 
 
-def _spec_source(spec: FieldSpec) -> str:
+def _spec_node(spec: FieldSpec) -> Node:
     """``FieldSpec(...)`` naming only the attributes that differ from their defaults."""
-    parts = [f"name={py_literal(spec.name)}"]
+    parts: list[Node] = [f"name={py_literal(spec.name)}"]
     for f in dataclasses.fields(FieldSpec):
         if f.name == "name":
             continue
         value = getattr(spec, f.name)
         if value != f.default:
-            parts.append(f"{f.name}={py_literal(value)}")
-    return f"FieldSpec({', '.join(parts)})"
+            parts.append(string_node(f"{f.name}=", value) if isinstance(value, str) else f"{f.name}={py_literal(value)}")
+    return call_node("FieldSpec", parts)
 
 
 def _field_ir(field: CheckedField, types: TypeResolver) -> tuple[FieldIR, FieldSpec]:
@@ -164,23 +164,32 @@ def _field_ir(field: CheckedField, types: TypeResolver) -> tuple[FieldIR, FieldS
         prefix=field.prefix,
         format=field.format,
     )
-    return _attribute_ir(field, _spec_source(spec)), spec
+    return _attribute_ir(field, _spec_node(spec)), spec
 
 
-def _attribute_ir(field: CheckedField, spec: str = "") -> FieldIR:
+def _attribute_ir(field: CheckedField, spec: Node = "") -> FieldIR:
     """A model attribute (and keyword parameter): annotation, ``Field(...)``, default."""
-    args: list[str] = []
+    head = f"{field.name}: {field.type.source()}"
+    args: list[Node] = []
     if field.has_default:
-        args.append(f"default={py_literal(field.default)}")
+        args.append(value_node(field.default, "default="))
     args += [f"{k}={py_literal(v)}" for k, v in field.constraints]
     if field.description:
-        args.append(f"description={py_literal(field.description)}")
-    if args == [f"default={py_literal(field.default)}"]:
-        model_default: str | None = py_literal(field.default)
+        args.append(string_node("description=", field.description))
+    uses_field = bool(args) and not (field.has_default and len(args) == 1)
+    if uses_field:
+        attribute: Node = call_node(f"{head} = Field", args)
+    elif field.has_default:
+        attribute = value_node(field.default, f"{head} = ")
     else:
-        model_default = f"Field({', '.join(args)})" if args else None
+        attribute = head
     param_default = py_literal(field.default) if field.has_default else None
-    return FieldIR(field.name, field.type.source(), model_default, param_default, spec)
+    return FieldIR(field.name, field.type.source(), attribute, uses_field, param_default, spec)
+
+
+def _specs_node(lead: str, fields: tuple[FieldIR, ...]) -> Node:
+    specs = tuple(f.spec for f in fields)
+    return Bracket(f"{lead} = (", specs, ")", one_tuple=len(specs) == 1)
 
 
 def _signature_ir(sig: CheckedSignature, types: TypeResolver, inherited: str = "") -> SignatureIR:
@@ -193,33 +202,39 @@ def _signature_ir(sig: CheckedSignature, types: TypeResolver, inherited: str = "
     instructions = (
         sig.instructions or inherited or default_instructions(in_specs, out_specs)
     )
-    prompts = []
+    prompts: list[Node] = []
     for adapter in ADAPTERS.values():
         parts = adapter.prompts(in_specs, out_specs, instructions)
         prompts.append(
-            PromptIR(
-                adapter.name,
-                py_string_lines(parts.system),
-                py_string_lines(parts.output_request),
+            call_node(
+                f"{py_literal(adapter.name)}: AdapterPrompts",
+                [
+                    string_node("system=", parts.system),
+                    string_node("output_request=", parts.output_request),
+                ],
             )
         )
     schema = output_json_schema({f.name: f.type.annotation(types) for f in sig.outputs})
     doc = instructions
     if sig.extension_note:
         doc = f"{doc}\n\n({sig.extension_note})"
+    input_fields = tuple(f for f, _ in inputs)
+    output_fields = tuple(f for f, _ in outputs)
     return SignatureIR(
         name=sig.name,
         docstring=doc,
         instructions_text=instructions,
-        instructions=py_string_lines(instructions),
+        instructions=string_node("instructions = ", instructions),
         inputs_model=f"{base}Inputs",
         outputs_model=f"{sig.name}Outputs",
         define_inputs_model=sig.extends is None,
         extends=sig.extends,
-        input_fields=tuple(f for f, _ in inputs),
-        output_fields=tuple(f for f, _ in outputs),
-        prompts=tuple(prompts),
-        output_schema=py_literal(schema),
+        input_fields=input_fields,
+        output_fields=output_fields,
+        input_specs=_specs_node("input_fields", input_fields),
+        output_specs=_specs_node("output_fields", output_fields),
+        prompts=Bracket("prompts = {", tuple(prompts), "}"),
+        output_schema=value_node(schema, "output_schema = "),
     )
 
 
@@ -244,7 +259,7 @@ def _tool_ir(tool: CheckedTool, types: TypeResolver) -> ToolIR:
         params=tuple(_attribute_ir(p) for p in tool.params),
         returns=tool.returns.source(),
         returns_name=annotation_name(tool.returns.annotation(types)),
-        args_schema=py_literal(properties),
+        args_schema=value_node(properties, "args_schema = "),
     )
 
 
@@ -268,17 +283,19 @@ def lower(module: CheckedModule, types: TypeResolver) -> ModuleIR:
     for ext in module.extended:
         assert ext.extends is not None
         # an extension keeps the instructions of the signature it extends (also imported ones)
-        base = by_name.get(ext.extends) or _signature_ir(bases[ext.extends], types)
-        by_name[ext.name] = _signature_ir(ext, types, inherited=base.instructions_text)
+        extended = by_name.get(ext.extends) or _signature_ir(bases[ext.extends], types)
+        by_name[ext.name] = _signature_ir(ext, types, inherited=extended.instructions_text)
     # imported signatures are defined in their own module
     signatures = [s for s in by_name.values() if s.name in local or s.extends]
     predictors = []
     for pred in module.predictors:
         run = by_name[run_signature_name(pred)]
+        build = call_node(run.inputs_model, [f"{f.name}={f.name}" for f in run.input_fields])
+        base = "ChainOfThought" if pred.kind == "chain_of_thought" else "Predict"
         predictors.append(
             PredictorIR(
                 name=pred.name,
-                base="ChainOfThought" if pred.kind == "chain_of_thought" else "Predict",
+                base=base,
                 kind=pred.kind,
                 signature=run.name,
                 declared_signature=pred.signature.name,
@@ -286,6 +303,9 @@ def lower(module: CheckedModule, types: TypeResolver) -> ModuleIR:
                 outputs_model=run.outputs_model,
                 params=run.input_fields,
                 adapter=pred.adapter,
+                header=Bracket(f"class {pred.name}(", (f"{base}[{run.inputs_model}, {run.outputs_model}]",), "):"),
+                run=call_node("return self.run", [build]),
+                arun=call_node("return await self.arun", [build]),
             )
         )
     doc = module.doc or f"Typed signatures and predictors generated from {module.source}."
@@ -304,7 +324,7 @@ def lower(module: CheckedModule, types: TypeResolver) -> ModuleIR:
     attributes = [f for s in signatures for f in (*s.input_fields, *s.output_fields)]
     attributes += [_attribute_ir(f) for c in module.classes for f in c.fields]
     attributes += [_attribute_ir(p) for t in module.tools for p in t.params]
-    if any(f.model_default and f.model_default.startswith("Field(") for f in attributes):
+    if any(f.uses_field for f in attributes):
         pydantic.add("Field")
     classes = tuple(
         ClassIR(c.name, c.doc, tuple(_attribute_ir(f) for f in c.fields)) for c in module.classes
@@ -318,7 +338,7 @@ def lower(module: CheckedModule, types: TypeResolver) -> ModuleIR:
         ),
         uses_enum=bool(module.enums),
         imports=tuple(
-            ImportIR(_relative(module.module, i.module), i.names) for i in module.imports
+            import_node(_relative(module.module, i.module), i.names) for i in module.imports
         ),
         enums=tuple(
             EnumIR(
@@ -333,5 +353,5 @@ def lower(module: CheckedModule, types: TypeResolver) -> ModuleIR:
         signatures=tuple(signatures),
         predictors=tuple(predictors),
         pydantic_imports=tuple(sorted(pydantic)),
-        runtime_imports=tuple(sorted(runtime)),
+        runtime_import=import_node("sigforge.runtime", sorted(runtime)),
     )

@@ -31,17 +31,50 @@ def py_literal(value: Any) -> str:
     if isinstance(value, tuple):
         inner = ", ".join(py_literal(v) for v in value)
         return f"({inner},)" if len(value) == 1 else f"({inner})"
-    if isinstance(value, str | int | float | bool) or value is None:
+    if isinstance(value, str):
+        return py_str(value)
+    if isinstance(value, int | float | bool) or value is None:
         return repr(value)
     raise TypeError(f"no literal for {type(value).__name__}")
 
 
-def py_string_lines(text: str) -> str:
-    """A string literal that shows one source line per line of ``text`` (implicit concatenation)."""
+def py_str(text: str) -> str:
+    """A string literal in black's style: double quotes unless they need more escapes."""
+    single = repr(text)
+    if single[0] == '"':  # repr chose double quotes already (the text has ' but no ")
+        return single
+    if '"' not in text:  # no quotes inside: the same body between double quotes
+        return f'"{single[1:-1]}"'
+    if "'" not in text:  # only double quotes inside: escaping them would add escapes
+        return single
+    body: list[str] = []
+    escaped_single = escaped_double = 0
+    i, inner = 0, single[1:-1]
+    while i < len(inner):
+        if inner[i] == "\\":
+            pair = inner[i : i + 2]
+            if pair == "\\'":
+                escaped_single += 1
+                body.append("'")
+            else:
+                body.append(pair)
+            i += 2
+            continue
+        if inner[i] == '"':
+            escaped_double += 1
+            body.append('\\"')
+        else:
+            body.append(inner[i])
+        i += 1
+    if escaped_double > escaped_single:
+        return single
+    return '"' + "".join(body) + '"'
+
+
+def py_string_parts(text: str) -> tuple[str, ...]:
+    """String literals, one per line of ``text``, whose implicit concatenation is ``text``."""
     lines = text.splitlines(keepends=True)
-    if len(lines) <= 1:
-        return repr(text)
-    return "(\n" + "\n".join(repr(line) for line in lines) + "\n)"
+    return tuple(py_str(line) for line in lines) if len(lines) > 1 else (py_str(text),)
 
 
 def py_comment(text: str) -> str:
@@ -50,15 +83,23 @@ def py_comment(text: str) -> str:
 
 
 def py_docstring(text: str) -> str:
-    """A readable triple-quoted docstring when that is safe, else a plain escaped literal."""
+    """A readable triple-quoted docstring when that is safe, else a plain escaped literal.
+
+    Safe means: the text reads back exactly, and black (which rewrites docstrings: strips
+    and re-indents lines, pads quotes) would leave it as it is."""
+    lines = text.split("\n")
+    rest = [line for line in lines[1:] if line]
     safe = (
         '"""' not in text
         and "\\" not in text
+        and not text.startswith(('"', " "))
         and not text.endswith('"')
         and all(ch == "\n" or ch.isprintable() for ch in text)
+        and all(line == line.rstrip() for line in lines)
+        and (not rest or min(len(line) - len(line.lstrip()) for line in rest) == 0)
     )
     if not safe:
-        return repr(text)
+        return py_str(text)
     if "\n" in text:
         return f'"""{text}\n"""'
     return f'"""{text}"""'

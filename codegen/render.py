@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
+import re
 from functools import cache
 
-import black
 import jinja2
-from black.mode import Mode, TargetVersion
 
 from sigforge.runtime import __version__
 
 from .ir import ModuleIR
+from .layout import LINE_LENGTH, layout
 from .pysource import py_comment, py_docstring, py_literal
 
 #: First line of every generated Python file; the writer recognises its own files by it.
@@ -30,19 +30,43 @@ def environment() -> jinja2.Environment:
     env.filters["py"] = py_literal
     env.filters["py_docstring"] = py_docstring
     env.filters["comment"] = py_comment
+    env.filters["layout"] = layout
     return env
 
 
-_MODE = Mode(target_versions={TargetVersion.PY311}, line_length=88)
-
-
 def format_python(source: str) -> str:
-    return black.format_str(source, mode=_MODE)
+    """black, for the rare module the layout cannot handle (imported only then: it is slow)."""
+    import black
+    from black.mode import Mode, TargetVersion
+
+    mode = Mode(target_versions={TargetVersion.PY311}, line_length=LINE_LENGTH)
+    return black.format_str(source, mode=mode)
 
 
 def render_module(module: ModuleIR) -> str:
+    """The module's source. The template lays it out as black does; black runs only in the
+    rare case of a line too long for the layout to handle (see :func:`needs_black`)."""
     text = environment().get_template("module.py.jinja").render(module=module, version=__version__)
-    return format_python(text)
+    return format_python(text) if needs_black(text) else text
+
+
+# A line that black leaves long: a string (maybe a keyword argument, dictionary entry or
+# item followed by a comma), a comment, or a line of a docstring.
+_UNSPLITTABLE = re.compile(
+    r"""\s*(?:\w+=|"(?:[^"\\]|\\.)*":\s)?(?:"(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*'),?|\s*#.*"""
+)
+
+
+def needs_black(text: str) -> bool:
+    """Whether a line is longer than black allows and not one black would leave long."""
+    in_docstring = False
+    for line in text.splitlines():
+        if line.count('"""') % 2 == 1:
+            in_docstring = not in_docstring
+            continue
+        if len(line) > LINE_LENGTH and not in_docstring and not _UNSPLITTABLE.fullmatch(line):
+            return True
+    return False
 
 
 def render_init(source_root: str, package: str, example: str) -> str:
@@ -51,4 +75,4 @@ def render_init(source_root: str, package: str, example: str) -> str:
         f"Import them from their modules, e.g. ``from {package}.{example} import ...``."
     )
     text = environment().get_template("init.py.jinja").render(version=__version__, doc=doc)
-    return format_python(text)
+    return format_python(text) if needs_black(text) else text

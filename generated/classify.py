@@ -145,7 +145,8 @@ class TagReviewInputs(BaseModel):
     model_config = ConfigDict(extra="forbid", defer_build=True)
     review: str = Field(description="The review text")
     language: str | None = Field(
-        default=None, description="ISO code of the review's language, if known"
+        default=None,
+        description="ISO code of the review's language, if known",
     )
     max_tags: int = Field(default=3, ge=1, le=10, description="How many tags at most")
 
@@ -155,7 +156,8 @@ class TagReviewOutputs(BaseModel):
 
     model_config = ConfigDict(extra="forbid", defer_build=True)
     tags: list[str] = Field(
-        max_length=10, description="Lower-case aspect names, e.g. battery"
+        max_length=10,
+        description="Lower-case aspect names, e.g. battery",
     )
     scores: dict[str, float] = Field(description="Sentiment per tag, -1 to 1")
     needs_follow_up: bool = Field(
@@ -332,7 +334,8 @@ class TagReviewWithReasoningOutputs(BaseModel):
     model_config = ConfigDict(extra="forbid", defer_build=True)
     reasoning: str
     tags: list[str] = Field(
-        max_length=10, description="Lower-case aspect names, e.g. battery"
+        max_length=10,
+        description="Lower-case aspect names, e.g. battery",
     )
     scores: dict[str, float] = Field(description="Sentiment per tag, -1 to 1")
     needs_follow_up: bool = Field(
@@ -495,10 +498,18 @@ class SentimentClassifier(Predict[ClassifySentimentInputs, ClassifySentimentOutp
 
     signature = ClassifySentiment
 
-    def __call__(self, *, review: str) -> ClassifySentimentOutputs:
+    def __call__(
+        self,
+        *,
+        review: str,
+    ) -> ClassifySentimentOutputs:
         return self.run(ClassifySentimentInputs(review=review))
 
-    async def acall(self, *, review: str) -> ClassifySentimentOutputs:
+    async def acall(
+        self,
+        *,
+        review: str,
+    ) -> ClassifySentimentOutputs:
         return await self.arun(ClassifySentimentInputs(review=review))
 
 
@@ -509,14 +520,22 @@ class ReviewTagger(ChainOfThought[TagReviewInputs, TagReviewWithReasoningOutputs
     default_adapter = "json"
 
     def __call__(
-        self, *, review: str, language: str | None = None, max_tags: int = 3
+        self,
+        *,
+        review: str,
+        language: str | None = None,
+        max_tags: int = 3,
     ) -> TagReviewWithReasoningOutputs:
         return self.run(
             TagReviewInputs(review=review, language=language, max_tags=max_tags)
         )
 
     async def acall(
-        self, *, review: str, language: str | None = None, max_tags: int = 3
+        self,
+        *,
+        review: str,
+        language: str | None = None,
+        max_tags: int = 3,
     ) -> TagReviewWithReasoningOutputs:
         return await self.arun(
             TagReviewInputs(review=review, language=language, max_tags=max_tags)

@@ -29,5 +29,6 @@ class Citation(BaseModel):
     article_id: int = Field(ge=1, description="The article's number")
     title: str = Field(description="The article's title")
     quote: str | None = Field(
-        default=None, description="The sentence that supports the answer"
+        default=None,
+        description="The sentence that supports the answer",
     )

@@ -296,12 +296,18 @@ class Answerer(
     signature = AnswerQuestionWithReasoning
 
     def __call__(
-        self, *, context: list[str], question: str
+        self,
+        *,
+        context: list[str],
+        question: str,
     ) -> AnswerQuestionWithReasoningOutputs:
         return self.run(AnswerQuestionInputs(context=context, question=question))
 
     async def acall(
-        self, *, context: list[str], question: str
+        self,
+        *,
+        context: list[str],
+        question: str,
     ) -> AnswerQuestionWithReasoningOutputs:
         return await self.arun(AnswerQuestionInputs(context=context, question=question))
 
@@ -311,10 +317,18 @@ class QuickAnswer(Predict[AnswerQuestionInputs, AnswerQuestionOutputs]):
 
     signature = AnswerQuestion
 
-    def __call__(self, *, context: list[str], question: str) -> AnswerQuestionOutputs:
+    def __call__(
+        self,
+        *,
+        context: list[str],
+        question: str,
+    ) -> AnswerQuestionOutputs:
         return self.run(AnswerQuestionInputs(context=context, question=question))
 
     async def acall(
-        self, *, context: list[str], question: str
+        self,
+        *,
+        context: list[str],
+        question: str,
     ) -> AnswerQuestionOutputs:
         return await self.arun(AnswerQuestionInputs(context=context, question=question))

@@ -48,7 +48,8 @@ class TicketSummary(BaseModel):
     priority: Priority = Field(default=Priority.normal, description="How urgent it is")
     tags: list[str] = Field(default=[], description="Free-form keywords")
     related: list[TicketSummary] = Field(
-        default=[], description="Earlier tickets on the same problem"
+        default=[],
+        description="Earlier tickets on the same problem",
     )
 
 
@@ -57,7 +58,8 @@ class LookupOrderArgs(BaseModel):
 
     model_config = ConfigDict(extra="forbid", defer_build=True)
     order_id: str = Field(
-        pattern="^[A-Z]{2}-\\d{6}$", description="Order number, e.g. AB-123456"
+        pattern="^[A-Z]{2}-\\d{6}$",
+        description="Order number, e.g. AB-123456",
     )
     include_items: bool = False
 
@@ -66,7 +68,10 @@ class LookupOrderFunction(Protocol):
     """A function implementing the tool `lookup_order`."""
 
     def __call__(
-        self, *, order_id: str, include_items: bool = False
+        self,
+        *,
+        order_id: str,
+        include_items: bool = False,
     ) -> dict[str, str]: ...
 
 
@@ -98,11 +103,13 @@ class TriageTicketInputs(BaseModel):
     model_config = ConfigDict(extra="forbid", defer_build=True)
     message: str = Field(min_length=1, description="The customer's message")
     screenshot: Image | None = Field(
-        default=None, description="A screenshot the customer attached"
+        default=None,
+        description="A screenshot the customer attached",
     )
     received: datetime = Field(description="When the message arrived")
     articles: list[Citation] = Field(
-        default=[], description="Help-center articles that may apply"
+        default=[],
+        description="Help-center articles that may apply",
     )
 
 

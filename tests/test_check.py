@@ -105,7 +105,7 @@ predictor P = chain_of_thought(S)
         ),
         (
             "signature S {\n  in q: int = \"three\"\n  out a: str\n}",
-            2, 15, "E307", "default 'three' does not fit `int`", None,
+            2, 15, "E307", 'default "three" does not fit `int`', None,
         ),
         (
             "signature S {\n  in q: int (le=5) = 7\n  out a: str\n}",

@@ -52,7 +52,8 @@ def test_generate_writes_the_package(project: Path) -> None:
         'context: list[str] = Field(min_length=1, description="Relevant passages")',
         'confidence: float = Field(ge=0.0, le=1.0)',
         "    ChainOfThought[AnswerQuestionInputs, AnswerQuestionWithReasoningOutputs]\n):",
-        "def __call__(self, *, context: list[str], question: str) -> AnswerQuestionOutputs:",
+        "    def __call__(\n        self,\n        *,\n        context: list[str],\n        question: str,\n"
+        "    ) -> AnswerQuestionOutputs:",
         "async def acall(",
     ):
         assert expected in qa, expected
@@ -106,16 +107,16 @@ def test_errors_are_diagnostics_with_exit_1_and_nothing_written(project: Path) -
     assert "Traceback" not in run.stderr
     assert "signatures/bad.sig:2:12: error[E201]: unknown type `lst`" in run.stderr
     assert "            ^^^" in run.stderr
-    assert "hint: did you mean `list`?" in run.stderr
+    assert "hint: did you mean `list[str]`?" in run.stderr
     assert "signatures/bad.sig:3:17: error[E302]" in run.stderr
     assert "signatures/bad.sig:5:15: error[E401]" in run.stderr
-    assert "3 errors; nothing was written." in run.stderr
+    assert "3 errors, 2 warnings; nothing was written." in run.stderr
     assert not (project / "generated").exists()
 
 
 def test_json_diagnostics(project: Path) -> None:
     (project / "signatures" / "bad.sig").write_text("signature Bad {\n  in q: str\n}\n")
-    run = sigforge(project, "generate", "--format", "json")
+    run = sigforge(project, "generate", "--format", "json", "--ignore", "W101")
     assert run.returncode == 1
     (line,) = run.stdout.splitlines()
     d = json.loads(line)

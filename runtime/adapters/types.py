@@ -188,14 +188,43 @@ def output_json_schema(annotations: Mapping[str, Any]) -> dict[str, Any]:
     turns into plain JSON mode. (DSPy does that only for a top-level ``dict``; for a nested
     one it sends a schema that forces the mapping to be empty.)
     """
+    schema = _model_schema(annotations)
+    if _has_open_mapping(schema):
+        return {}
+    return _make_strict(schema, schema)
+
+
+def _model_schema(annotations: Mapping[str, Any]) -> dict[str, Any]:
+    """pydantic's JSON schema of a model with these required fields (``extra="forbid"``).
+
+    Assembled from each annotation's own schema, which is cached, instead of building a
+    model per signature; when a field refers to a model or an enum the model is built."""
+    properties: dict[str, Any] = {}
+    for name, annotation in annotations.items():
+        field = _json_schema(annotation)
+        if "title" in field or "$defs" in field:
+            # a model or enum (a `$ref` in a model, with rules of its own for titles)
+            return _built_model_schema(annotations)
+        field["title"] = name.title().replace("_", " ")
+        properties[name] = dict(sorted(field.items()))
+    schema: dict[str, Any] = {}
+    schema.update(
+        additionalProperties=False,
+        properties=properties,
+        required=list(annotations),
+        title=OUTPUT_SCHEMA_TITLE,
+        type="object",
+    )
+    return schema
+
+
+def _built_model_schema(annotations: Mapping[str, Any]) -> dict[str, Any]:
     from pydantic import ConfigDict, create_model
 
     fields: dict[str, Any] = {name: (annotation, ...) for name, annotation in annotations.items()}
     model = create_model(OUTPUT_SCHEMA_TITLE, __config__=ConfigDict(extra="forbid"), **fields)
     schema: dict[str, Any] = model.model_json_schema()
-    if _has_open_mapping(schema):
-        return {}
-    return _make_strict(schema, schema)
+    return schema
 
 
 def _has_open_mapping(node: Any) -> bool:
