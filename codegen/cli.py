@@ -119,9 +119,18 @@ def _require_folder(src: Path) -> None:
         raise click.UsageError(f"source folder {src} does not exist")
 
 
-def _compile(src: Path, out: Path, warnings: WarningMode, ignore: Collection[str]) -> CompileResult:
-    """Compile, keeping only the diagnostics to report (``ok`` is false when any is an error)."""
-    result = compile_sources(src, out)
+def _compile(
+    src: Path,
+    out: Path,
+    warnings: WarningMode,
+    ignore: Collection[str],
+    *,
+    incremental: bool = False,
+) -> CompileResult:
+    """Compile, keeping only the diagnostics to report (``ok`` is false when any is an error).
+
+    ``incremental``: modules whose generated file is current are not compiled again."""
+    result = compile_sources(src, out, incremental=incremental)
     return replace(result, diagnostics=filter_diagnostics(result.diagnostics, warnings, ignore))
 
 
@@ -176,10 +185,21 @@ def _write_summary(report: WriteReport, *, names: bool = False) -> str:
 
 @main.command()
 @_options
-def generate(src: Path, out: Path, fmt: str, warnings: WarningMode, ignore: frozenset[str]) -> None:
-    """Generate the Python package for every .sig file in --src."""
+@click.option(
+    "--full",
+    is_flag=True,
+    help="Compile every file, also those whose generated module is current "
+    "(and report the warnings of all of them).",
+)
+def generate(
+    src: Path, out: Path, fmt: str, warnings: WarningMode, ignore: frozenset[str], full: bool
+) -> None:
+    """Generate the Python package for every .sig file in --src.
+
+    Only files that changed since the last run (or that import a changed file) are
+    compiled again; `sigforge check` always compiles everything."""
     _require_folder(src)
-    result = _compile(src, out, warnings, ignore)
+    result = _compile(src, out, warnings, ignore, incremental=not full)
     _report_compile(result, fmt)
     if not result.ok:
         sys.exit(1)
@@ -346,7 +366,9 @@ class _WatchSession:
             return
         try:
             self.built = self.snapshot()
-            result = _compile(self.src_arg, self.out_arg, self.warnings, self.ignore)
+            result = _compile(
+                self.src_arg, self.out_arg, self.warnings, self.ignore, incremental=True
+            )
             _print_diagnostics(result, self.fmt)
             if not result.ok:
                 click.echo(f"{stamp} {_outcome(result)}", err=True)

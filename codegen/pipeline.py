@@ -6,9 +6,13 @@ can never disagree.
 
 from __future__ import annotations
 
+import hashlib
 import keyword
+import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+
+from sigforge.runtime._version import __version__
 
 from . import ast
 from .ast import Span
@@ -20,7 +24,7 @@ from .ir import lower
 from .model import CheckedModule
 from .parse import parse
 from .pytypes import PythonTypes
-from .render import render_init, render_module
+from .render import digest_of, render_init, render_module
 
 
 @dataclass
@@ -56,11 +60,17 @@ class _Unit:
     #: the source as the generated header names it (``signatures/qa.sig``)
     label: str
     text: str
+    #: the syntax tree, once parsed without errors
     sig_file: ast.SigFile | None
+    parsed: bool = False
 
 
-def compile_sources(src: Path, out: Path) -> CompileResult:
-    """Compile every `.sig` file below ``src`` for the output package ``out``."""
+def compile_sources(src: Path, out: Path, *, incremental: bool = False) -> CompileResult:
+    """Compile every `.sig` file below ``src`` for the output package ``out``.
+
+    ``incremental``: a module whose generated file in ``out`` carries the digest of its
+    current source (and of every module it imports, transitively) is not compiled again;
+    its file is returned as it is. ``sigforge check`` compiles everything."""
     result = CompileResult()
     root_label = src.resolve().name
     if not out.resolve().name.isidentifier() or keyword.iskeyword(out.resolve().name):
@@ -74,16 +84,19 @@ def compile_sources(src: Path, out: Path) -> CompileResult:
             )
         )
         return result
-    units = _read_and_parse(src, root_label, result)
+    units = _read_sources(src, root_label, result)
+    digests = source_digests({m: u.text for m, u in units.items()}, f"{root_label}>{out.resolve().name}")
+    reused = _reusable(out, digests) if incremental else {}
+    _parse_needed(units, set(units) - set(reused), result)
     resolution = resolve_imports(
-        {m: u.sig_file for m, u in units.items()}, known_modules=set(units)
+        {m: u.sig_file for m, u in units.items() if u.parsed}, known_modules=set(units)
     )
     result.diagnostics += resolution.diagnostics
     checked: dict[str, CheckedModule] = {}
     exports: dict[str, Exports] = {}
     for module in resolution.order:
         unit = units[module]
-        if unit.sig_file is None or module in resolution.blocked:
+        if unit.sig_file is None or module in resolution.blocked:  # reused, or broken
             continue
         checker = Checker(
             unit.sig_file,
@@ -97,16 +110,17 @@ def compile_sources(src: Path, out: Path) -> CompileResult:
         result.diagnostics += checker.diagnostics
         if module_result is not None:
             checked[module] = replace(module_result, source=unit.label)
-    if result.ok:  # with errors, what is used is not fully known
+    if result.ok and not reused:  # with errors or skipped modules, usage is not fully known
         result.diagnostics += _unused_types(units, exports)
     result.diagnostics.sort(key=Diagnostic.sort_key)
-    if not result.ok or (not checked and units):
+    if not result.ok or (units and not checked and not reused):
         return result
     types = PythonTypes(checked.values())
-    modules = {
-        module.replace(".", "/") + ".py": render_module(lower(extend(m), types))
-        for module, m in sorted(checked.items())
-    }
+    modules = {_module_file(module): text for module, text in reused.items()}
+    for module, m in sorted(checked.items()):
+        if module not in reused:
+            modules[_module_file(module)] = render_module(lower(extend(m), types), digests[module])
+    modules = dict(sorted(modules.items()))
     result.files = dict(modules)
     package = out.name
     example = next(iter(sorted(modules)), "module.py")[:-3].replace("/", ".")
@@ -122,8 +136,12 @@ def compile_sources(src: Path, out: Path) -> CompileResult:
     return result
 
 
-def _read_and_parse(src: Path, root_label: str, result: CompileResult) -> dict[str, _Unit]:
-    """Every readable `.sig` file below ``src`` by dotted module path, parsed."""
+def _module_file(module: str) -> str:
+    return module.replace(".", "/") + ".py"
+
+
+def _read_sources(src: Path, root_label: str, result: CompileResult) -> dict[str, _Unit]:
+    """Every readable `.sig` file below ``src`` by dotted module path (not parsed yet)."""
     units: dict[str, _Unit] = {}
     sources = find_sources(src)
     module_paths = {p.relative_to(src).with_suffix("").as_posix() for p in sources}
@@ -158,12 +176,64 @@ def _read_and_parse(src: Path, root_label: str, result: CompileResult) -> dict[s
                 )
             )
             continue
-        sig_file, diags = parse(text, shown)
+        units[".".join(parts)] = _Unit(shown, f"{root_label}/{rel.as_posix()}", text, None)
+    return units
+
+
+def _parse_needed(units: dict[str, _Unit], needed: set[str], result: CompileResult) -> None:
+    """Parse the modules to compile and, transitively, the modules they import from."""
+    pending = sorted(needed)
+    while pending:
+        module = pending.pop()
+        unit = units[module]
+        if unit.parsed:
+            continue
+        sig_file, diags = parse(unit.text, unit.shown)
+        unit.parsed = True
         result.diagnostics += diags
         if any(d.severity == "error" for d in diags):
-            sig_file = None
-        units[".".join(parts)] = _Unit(shown, f"{root_label}/{rel.as_posix()}", text, sig_file)
-    return units
+            continue
+        unit.sig_file = sig_file
+        assert sig_file is not None
+        pending += [i.module for i in sig_file.imports if i.module in units]
+
+
+# `from a.b import ...` anywhere in a source: enough to know what a digest depends on
+# (a false match only makes a module rebuild more often).
+_IMPORT_LINE = re.compile(r"^\s*from\s+([A-Za-z_][\w.]*)\s+import\b", re.MULTILINE)
+
+
+def source_digests(texts: dict[str, str], context: str) -> dict[str, str]:
+    """Per module, a digest of its text, of the texts of everything it imports
+    (transitively), of ``context`` and of the generator version."""
+    own = {m: hashlib.sha256(t.encode("utf-8")).hexdigest() for m, t in texts.items()}
+    deps = {m: sorted(set(_IMPORT_LINE.findall(t)) & set(texts)) for m, t in texts.items()}
+    digests: dict[str, str] = {}
+    for module in texts:
+        seen: set[str] = set()
+        stack = [module]
+        while stack:  # the closure of imports (cycles are errors, but must terminate here)
+            current = stack.pop()
+            if current not in seen:
+                seen.add(current)
+                stack += deps[current]
+        key = "\n".join([__version__, context, *(f"{m}:{own[m]}" for m in sorted(seen))])
+        digests[module] = hashlib.sha256(key.encode("utf-8")).hexdigest()[:32]
+    return digests
+
+
+def _reusable(out: Path, digests: dict[str, str]) -> dict[str, str]:
+    """Generated files in ``out`` that carry the current digest of their source."""
+    reused: dict[str, str] = {}
+    for module, digest in digests.items():
+        path = out / _module_file(module)
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError):
+            continue
+        if digest_of(text) == digest:
+            reused[module] = text
+    return reused
 
 
 def _unused_types(units: dict[str, _Unit], exports: dict[str, Exports]) -> list[Diagnostic]:

@@ -43,10 +43,24 @@ def format_python(source: str) -> str:
     return black.format_str(source, mode=mode)
 
 
-def render_module(module: ModuleIR) -> str:
+#: The header line that records the digest of a module's sources (see pipeline.source_digests).
+DIGEST_PREFIX = "# Source digest: "
+
+
+def digest_of(text: str) -> str | None:
+    """The source digest recorded in a generated module's header, if any."""
+    for line in text.split("\n", 4)[:4]:
+        if line.startswith(DIGEST_PREFIX):
+            return line[len(DIGEST_PREFIX) :].strip()
+    return None
+
+
+def render_module(module: ModuleIR, digest: str) -> str:
     """The module's source. The template lays it out as black does; black runs only in the
     rare case of a line too long for the layout to handle (see :func:`needs_black`)."""
-    text = environment().get_template("module.py.jinja").render(module=module, version=__version__)
+    text = environment().get_template("module.py.jinja").render(
+        module=module, version=__version__, digest=f"{DIGEST_PREFIX}{digest}"
+    )
     return format_python(text) if needs_black(text) else text
 
 

@@ -3,7 +3,7 @@
 signature ClassifySentiment {
     """Classify the sentiment of a product review."""
     in  review: str                                       "The review text"
-    out sentiment: Literal["positive", "negative", "neutral"]
+    out sentiment: Literal["positive", "negative", "neutral"] "The overall tone"
     out confidence: float        (ge=0.0, le=1.0)         "Confidence between 0 and 1"
 }
 
