@@ -698,9 +698,10 @@ class Checker:
             self.error(ref.span, "E202", "`tuple` needs item types", example)
             return None
         variadic = isinstance(args[-1], ast.EllipsisArg)
-        if variadic and len(args) != 2:
+        dots = [a for a in args if isinstance(a, ast.EllipsisArg)]
+        if dots and not (variadic and len(args) == 2):
             self.error(
-                args[-1].span, "E202", "`...` follows exactly one type: `tuple[T, ...]`", example
+                dots[0].span, "E202", "`...` follows exactly one type: `tuple[T, ...]`", example
             )
             return None
         items = self._type_args("tuple", args[:-1] if variadic else args, "tuple[str, int]")

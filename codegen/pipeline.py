@@ -34,6 +34,8 @@ class CompileResult:
     diagnostics: list[Diagnostic] = field(default_factory=list)
     #: displayed source path -> text, to render diagnostics with their source lines
     sources: dict[str, str] = field(default_factory=dict)
+    #: dotted module path -> checked module, for the modules compiled in this run
+    modules: dict[str, CheckedModule] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -115,6 +117,7 @@ def compile_sources(src: Path, out: Path, *, incremental: bool = False) -> Compi
     result.diagnostics.sort(key=Diagnostic.sort_key)
     if not result.ok or (units and not checked and not reused):
         return result
+    result.modules = dict(sorted(checked.items()))
     types = PythonTypes(checked.values())
     modules = {_module_file(module): text for module, text in reused.items()}
     for module, m in sorted(checked.items()):
