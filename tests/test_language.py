@@ -297,3 +297,31 @@ def test_output_schema_equals_the_schema_of_a_model(annotations: dict[str, typin
     )
     expected = model.model_json_schema()
     assert json.dumps(_model_schema(annotations)) == json.dumps(expected)
+
+
+def test_image_inputs_travel_as_image_content_parts_over_http(tmp_path: Path) -> None:
+    from sigforge.runtime import LM, Image, context
+    from sigforge.testing import OpenAICompatServer
+
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "vision.sig").write_text(
+        'signature Describe {\n  in photos: list[Image] "Photos"\n  in note: str "A note"\n'
+        '  out caption: str "A caption"\n}\npredictor Describer = predict(Describe)\n'
+    )
+    generate_package(tmp_path / "src", tmp_path / "pkgs", "lang_vision")
+    vision = import_generated("lang_vision", "vision")
+    png = Image.from_bytes(b"\x89PNG\r\n", "image/png")
+    reply = "[[ ## caption ## ]]\nTwo photos\n[[ ## completed ## ]]"
+    with OpenAICompatServer([reply]) as server:
+        lm = LM("openai/vision", base_url=server.base_url, cache=False)
+        with context(lm=lm):
+            out = vision.Describer()(photos=[Image.from_url("https://example.com/a.jpg"), png], note="hi")
+        (request,) = server.requests
+    assert out.caption == "Two photos"
+    content = request.json["messages"][-1]["content"]
+    images = [part["image_url"]["url"] for part in content if part["type"] == "image_url"]
+    assert images == ["https://example.com/a.jpg", png.url]
+    assert png.url.startswith("data:image/png;base64,")
+    text = "".join(part["text"] for part in content if part["type"] == "text")
+    assert "[[ ## photos ## ]]" in text and "[[ ## note ## ]]\nhi" in text
+    assert "sigforge-image" not in text  # no marker leaks into the prompt
