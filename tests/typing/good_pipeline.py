@@ -35,3 +35,31 @@ async def answer_async(question: str) -> float:
 if __name__ == "__main__":
     configure(lm=LM("openai/gpt-4o-mini"))
     print(answer("Who wrote Dune?", ["Dune is a 1965 novel by Frank Herbert."]))
+
+
+def triage_ticket(message: str) -> tuple[str, list[int]]:
+    """Enums, classes, imports between files, dates and images, all typed."""
+    import datetime
+
+    from generated.common import Citation, Priority
+    from generated.support import LookupOrderFunction, QuickTriage, Triage, TriageTicketWithReasoningOutputs
+    from sigforge.runtime import Image
+
+    def lookup(*, order_id: str, include_items: bool = False) -> dict[str, str]:
+        return {"status": "shipped", "id": order_id}
+
+    tool: LookupOrderFunction = lookup
+    assert tool(order_id="AB-123456")["status"]
+    out: TriageTicketWithReasoningOutputs = Triage()(
+        message=message,
+        received=datetime.datetime(2026, 11, 21, 9, 30),
+        screenshot=Image.from_url("https://example.com/s.png"),
+        articles=[Citation(article_id=1, title="Refunds")],
+    )
+    urgent: bool = out.summary.priority is Priority.urgent
+    due: datetime.date | None = out.follow_up_by
+    first, second = out.scores
+    quick = QuickTriage()(message=message, received=datetime.datetime(2026, 1, 1))
+    return f"{out.summary.department.value} {urgent} {due} {first + second}", [
+        c.article_id for c in quick.citations
+    ]
