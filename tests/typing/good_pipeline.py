@@ -42,7 +42,12 @@ def triage_ticket(message: str) -> tuple[str, list[int]]:
     import datetime
 
     from generated.common import Citation, Priority
-    from generated.support import LookupOrderFunction, QuickTriage, Triage, TriageTicketWithReasoningOutputs
+    from generated.support import (
+        LookupOrderFunction,
+        QuickTriage,
+        Triage,
+        TriageTicketWithReasoningOutputs,
+    )
     from sigforge.runtime import Image
 
     def lookup(*, order_id: str, include_items: bool = False) -> dict[str, str]:
