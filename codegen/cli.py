@@ -20,7 +20,8 @@ import click
 from sigforge.runtime import __version__
 
 from .diagnostics import Diagnostic
-from .pipeline import CompileResult, compile_sources, find_sources
+from .fmt import FileFormat, format_file, write_formatted
+from .pipeline import CompileResult, compile_sources, display_path, find_sources
 from .write import ForeignFileError, WriteReport, diff_outputs, write_outputs
 
 if TYPE_CHECKING:
@@ -386,3 +387,61 @@ class _WatchSession:
         summary = f"{stamp} {self.out_arg}: {_write_summary(report, names=True)}"
         summary += f"; {tally}" if tally else ""
         click.echo(summary, err=self.fmt == "json")
+
+
+@main.command(name="fmt")
+@click.option(
+    "--src",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("signatures"),
+    show_default=True,
+    help="Folder whose .sig files are formatted (when no FILES are given).",
+)
+@click.option(
+    "--check",
+    is_flag=True,
+    help="Write nothing: print a diff of what would change and exit 1 if anything would.",
+)
+@click.argument("files", nargs=-1, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+def fmt_command(src: Path, check: bool, files: tuple[Path, ...]) -> None:
+    """Rewrite .sig files in the canonical layout, keeping every comment.
+
+    Formats every .sig file below --src, or the FILES given. Only files whose text changes
+    are written. A file with syntax errors is reported and left alone (exit status 1).
+    """
+    if not files:
+        _require_folder(src)
+    paths = list(dict.fromkeys(files)) if files else find_sources(src)
+    try:
+        results = [format_file(path, display_path(path)) for path in paths]
+    except OSError as exc:
+        raise click.ClickException(str(exc)) from None
+    failed = [r for r in results if r.formatted is None]
+    changed = [r for r in results if r.changed]
+    unchanged = len(results) - len(failed) - len(changed)
+    for result in failed:
+        text = "\n\n".join(d.render(result.source) for d in result.diagnostics)
+        click.echo(text + "\n", err=True)
+    if check:
+        for result in changed:
+            click.echo(result.diff(), nl=False)
+        for result in changed:
+            click.echo(f"would reformat {result.shown}", err=True)
+        summary = f"would format {_plural(len(changed), 'file')}, {unchanged} unchanged"
+    else:
+        _write_all(changed)
+        summary = f"formatted {_plural(len(changed), 'file')}, {unchanged} unchanged"
+    if failed:
+        summary += f"; {_plural(len(failed), 'file')} with errors left as they are"
+    click.echo(summary, err=check)
+    if failed or (check and changed):
+        sys.exit(1)
+
+
+def _write_all(results: list[FileFormat]) -> None:
+    for result in results:
+        assert result.formatted is not None
+        try:
+            write_formatted(result.path, result.formatted)
+        except OSError as exc:
+            raise click.ClickException(f"cannot write {result.shown}: {exc}") from None
