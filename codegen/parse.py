@@ -8,7 +8,7 @@ import json
 import re
 from functools import cache
 from importlib.resources import files
-from typing import Any
+from typing import Any, TypeVar
 
 from lark import Lark, Token, Transformer, Tree, v_args
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
@@ -73,6 +73,15 @@ class _Options(tuple[ast.Option, ...]):
 class _Default:
     def __init__(self, value: ast.Value) -> None:
         self.value = value
+
+
+_Item = TypeVar("_Item")
+
+
+def _block(children: list[Any], item: type[_Item]) -> tuple[str, ast.Doc | None, tuple[_Item, ...]]:
+    """``NAME { doc? item* }``: the name, the docstring and the items."""
+    doc = next((c for c in children[1:] if isinstance(c, ast.Doc)), None)
+    return str(children[0]), doc, tuple(c for c in children[1:] if isinstance(c, item))
 
 
 class _ToAst(Transformer[Token, Any]):
@@ -196,17 +205,13 @@ class _ToAst(Transformer[Token, Any]):
 
     @v_args(meta=True)
     def enum_decl(self, meta: Any, children: list[Any]) -> ast.EnumDecl:
-        name = children[0]
-        doc = next((c for c in children[1:] if isinstance(c, ast.Doc)), None)
-        members = tuple(c for c in children[1:] if isinstance(c, ast.EnumMember))
-        return ast.EnumDecl(str(name), doc, members, _meta_span(meta), _span(name))
+        name, doc, members = _block(children, ast.EnumMember)
+        return ast.EnumDecl(name, doc, members, _meta_span(meta), _span(children[0]))
 
     @v_args(meta=True)
     def class_decl(self, meta: Any, children: list[Any]) -> ast.ClassDecl:
-        name = children[0]
-        doc = next((c for c in children[1:] if isinstance(c, ast.Doc)), None)
-        fields = tuple(c for c in children[1:] if isinstance(c, ast.Field))
-        return ast.ClassDecl(str(name), doc, fields, _meta_span(meta), _span(name))
+        name, doc, fields = _block(children, ast.Field)
+        return ast.ClassDecl(name, doc, fields, _meta_span(meta), _span(children[0]))
 
     @v_args(meta=True)
     def tool_decl(self, meta: Any, children: list[Any]) -> ast.ToolDecl:
@@ -232,10 +237,8 @@ class _ToAst(Transformer[Token, Any]):
 
     @v_args(meta=True)
     def signature(self, meta: Any, children: list[Any]) -> ast.SignatureDecl:
-        name = children[0]
-        doc = next((c for c in children[1:] if isinstance(c, ast.Doc)), None)
-        fields = tuple(c for c in children[1:] if isinstance(c, ast.Field))
-        return ast.SignatureDecl(str(name), doc, fields, _meta_span(meta), _span(name))
+        name, doc, fields = _block(children, ast.Field)
+        return ast.SignatureDecl(name, doc, fields, _meta_span(meta), _span(children[0]))
 
     def positional_arg(self, children: list[Token]) -> ast.PositionalArg:
         return ast.PositionalArg(str(children[0]), _span(children[0]))
