@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar, get_args
 
 import click
 
-from sigforge.runtime import __version__
+from sigforge.runtime._version import __version__
 
 from .diagnostics import Diagnostic
 from .fmt import FileFormat, format_file, write_formatted
@@ -445,3 +445,28 @@ def _write_all(results: list[FileFormat]) -> None:
             write_formatted(result.path, result.formatted)
         except OSError as exc:
             raise click.ClickException(f"cannot write {result.shown}: {exc}") from None
+
+
+@main.command()
+@click.argument("name")
+@_src
+def schema(name: str, src: Path) -> None:
+    """Print the JSON Schema of signature NAME's inputs and outputs.
+
+    NAME is a signature name, or `module.Name` when several modules have one of that name.
+    """
+    import json
+
+    from .schema import SchemaLookupError, signature_schema
+
+    _require_folder(src)
+    result = compile_sources(src, Path("generated"))
+    if not result.ok:
+        _report_compile(result, "text")
+        sys.exit(1)
+    try:
+        found = signature_schema(result, name)
+    except SchemaLookupError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(1)
+    click.echo(json.dumps(found, indent=2, ensure_ascii=False))

@@ -297,3 +297,16 @@ def test_warning_options_are_parsed(project: Path) -> None:
     error_code = sigforge(project, "generate", "--ignore", "W101,E201")
     assert error_code.returncode == 2
     assert "E201: only warning codes such as W101 can be ignored, errors cannot" in error_code.stderr
+
+
+def test_schema_prints_the_json_schema_of_a_signature(project: Path) -> None:
+    run = sigforge(project, "schema", "AnswerQuestion")
+    assert run.returncode == 0, run.stderr
+    schema = json.loads(run.stdout)
+    assert (schema["signature"], schema["module"]) == ("AnswerQuestion", "qa")
+    assert schema["inputs"]["properties"]["context"]["minItems"] == 1
+    assert schema["outputs"]["properties"]["confidence"]["maximum"] == 1.0
+    assert schema["outputs"]["required"] == ["answer", "confidence"]
+    missing = sigforge(project, "schema", "Nope")
+    assert missing.returncode == 1
+    assert "no signature `Nope`; signatures: qa.AnswerQuestion" in missing.stderr
