@@ -325,3 +325,21 @@ def test_image_inputs_travel_as_image_content_parts_over_http(tmp_path: Path) ->
     text = "".join(part["text"] for part in content if part["type"] == "text")
     assert "[[ ## photos ## ]]" in text and "[[ ## note ## ]]\nhi" in text
     assert "sigforge-image" not in text  # no marker leaks into the prompt
+
+
+def test_every_example_in_the_language_reference_parses() -> None:
+    """The `.sig` blocks of docs/language.md are real syntax (names may be undeclared)."""
+    from sigforge.codegen.parse import parse
+    from support import ROOT
+
+    text = (ROOT / "docs" / "language.md").read_text(encoding="utf-8")
+    blocks = [b.split("```", 1)[0] for b in text.split("```\n")[1::2]]
+    keywords = ("signature", "enum", "class", "tool", "from", "predictor", '"""')
+    schematic = ("(options)", "option=value")  # grammar summaries, not programs
+    examples = [
+        b for b in blocks if b.lstrip().startswith(keywords) and not any(s in b for s in schematic)
+    ]
+    assert len(examples) >= 6
+    for block in examples:
+        sig_file, diags = parse(block, "language.md")
+        assert sig_file is not None and not diags, [d.render(block) for d in diags]
