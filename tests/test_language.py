@@ -329,8 +329,9 @@ def test_image_inputs_travel_as_image_content_parts_over_http(tmp_path: Path) ->
 
 def test_every_example_in_the_language_reference_parses() -> None:
     """The `.sig` blocks of docs/language.md are real syntax (names may be undeclared)."""
-    from sigforge.codegen.parse import parse
     from support import ROOT
+
+    from sigforge.codegen.parse import parse
 
     text = (ROOT / "docs" / "language.md").read_text(encoding="utf-8")
     blocks = [b.split("```", 1)[0] for b in text.split("```\n")[1::2]]
