@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import inspect
 import json
 import re
@@ -10,9 +11,12 @@ from functools import cache
 from importlib.resources import files
 from typing import Any, TypeVar
 
+import lark
 from lark import Lark, Token, Transformer, Tree, v_args
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
 from lark.lexer import PatternStr
+
+from sigforge.runtime.cache import cache_dir
 
 from . import ast
 from .diagnostics import Diagnostic
@@ -30,9 +34,22 @@ _TERMINAL_WORDS = {
 
 @cache
 def parser() -> Lark:
-    """The LALR parser, built once per process."""
+    """The LALR parser, built once per process.
+
+    Building the tables takes a good part of a second, so Lark keeps them in a file in
+    sigforge's cache folder, named by the grammar's hash (Lark also checks it on load);
+    without a writable cache folder the parser is built every time."""
     grammar = files("sigforge.grammar").joinpath("sig.lark").read_text(encoding="utf-8")
-    return Lark(grammar, parser="lalr", propagate_positions=True, maybe_placeholders=True)
+    options: dict[str, Any] = {"parser": "lalr", "propagate_positions": True, "maybe_placeholders": True}
+    digest = hashlib.sha256(f"{grammar}{sorted(options.items())}{lark.__version__}".encode()).hexdigest()
+    table: str | bool = False
+    try:
+        folder = cache_dir()
+        folder.mkdir(parents=True, exist_ok=True)
+        table = str(folder / f"grammar-{digest[:24]}.lark")
+    except OSError:
+        pass
+    return Lark(grammar, cache=table, **options)
 
 
 def _span(tok: Token) -> ast.Span:

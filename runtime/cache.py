@@ -41,8 +41,8 @@ _KEY_VERSION = "sigforge-cache-v1"
 _T = TypeVar("_T")
 
 
-def default_cache_path() -> Path:
-    """``$SIGFORGE_CACHE_DIR/cache.sqlite``, else the platform's user cache dir."""
+def cache_dir() -> Path:
+    """``$SIGFORGE_CACHE_DIR``, else the platform's user cache dir for sigforge."""
     from pathlib import Path
 
     directory = os.environ.get(CACHE_DIR_ENV)
@@ -50,7 +50,12 @@ def default_cache_path() -> Path:
         import platformdirs
 
         directory = platformdirs.user_cache_dir("sigforge")
-    return Path(directory) / CACHE_FILE_NAME
+    return Path(directory)
+
+
+def default_cache_path() -> Path:
+    """``cache.sqlite`` in :func:`cache_dir`."""
+    return cache_dir() / CACHE_FILE_NAME
 
 
 def cache_key(identity: Mapping[str, Any], request: LMRequest) -> str:
