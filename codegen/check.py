@@ -770,6 +770,16 @@ class Checker:
                 )
                 continue
             pyname, applies = _CONSTRAINTS[opt.name]
+            if base == Primitive("int") and applies == _NUMERIC and isinstance(opt.value, ast.NumberValue) and not isinstance(opt.value.value, int):
+                self.error(
+                    opt.value.span,
+                    "E303",
+                    f"`{opt.name}` on an `int` field takes a whole number",
+                    f"e.g. `{opt.name}={math.ceil(opt.value.value) if opt.name in ('ge', 'gt') else math.floor(opt.value.value)}`"
+                    if math.isfinite(opt.value.value)
+                    else None,
+                )
+                continue
             if not _applies(applies, base):
                 self.error(
                     opt.span,
@@ -808,6 +818,9 @@ class Checker:
             return v.value if self._finite(v) else None
         if not isinstance(v, ast.NumberValue) or not isinstance(v.value, int) or v.value < 0:
             self.error(v.span, "E303", f"`{opt.name}` takes a whole number of at least 0")
+            return None
+        if v.value >= 2**63:  # pydantic's length bounds are 64-bit
+            self.error(v.span, "E303", f"`{opt.name}` is too large", "lengths stay below 2**63")
             return None
         return v.value
 
@@ -878,6 +891,14 @@ class Checker:
         from pydantic import Field, TypeAdapter, ValidationError
 
         assert f.default is not None
+        if value is not None and any(isinstance(x, ImageType) for x in walk(t)):
+            self.error(
+                f.default.span,
+                "E307",
+                "an `Image` field can only default to None",
+                "build images in Python: `Image.from_url(...)`, `Image.from_file(...)`",
+            )
+            return None
         try:
             python_type = t.annotation(_DefaultTypes(self))
         except _NotChecked:

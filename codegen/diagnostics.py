@@ -27,9 +27,10 @@ class Diagnostic:
         """Human form: header line, then the offending source line with a caret span, then the hint."""
         s = self.span
         out = [f"{self.path}:{s.line}:{s.column}: {self.severity}[{self.code}]: {self.message}"]
-        lines = source.splitlines() if source is not None else []
+        # spans count lines by "\n" only (not by \f, \x85, \u2028, ... as splitlines does)
+        lines = source.split("\n") if source is not None else []
         if 1 <= s.line <= len(lines):
-            text = lines[s.line - 1].expandtabs(1).replace("\f", " ")
+            text = lines[s.line - 1].rstrip("\r").expandtabs(1).replace("\f", " ")
             width = (s.end_column - s.column) if s.end_line == s.line else len(text) - s.column + 1
             width = max(1, width)
             gutter = str(s.line)

@@ -107,7 +107,8 @@ class ClassIR:
 @dataclass(frozen=True, slots=True)
 class ToolIR:
     name: str
-    description: str
+    #: the ``description = "..."`` statement
+    description: Node
     docstring: str
     args_model: str
     function: str
@@ -249,7 +250,7 @@ def _tool_ir(tool: CheckedTool, types: TypeResolver) -> ToolIR:
     properties = model.model_json_schema().get("properties", {})
     return ToolIR(
         name=tool.name,
-        description=tool.description,
+        description=string_node("description = ", tool.description),
         docstring=f"The tool `{tool.name}`: {tool.description}"
         if tool.description
         else f"The tool `{tool.name}`.",
@@ -289,6 +290,8 @@ def lower(module: CheckedModule, types: TypeResolver) -> ModuleIR:
     signatures = [s for s in by_name.values() if s.name in local or s.extends]
     predictors = []
     for pred in module.predictors:
+        if run_signature_name(pred) not in by_name:  # an imported signature, run as declared
+            by_name[pred.signature.name] = _signature_ir(pred.signature, types)
         run = by_name[run_signature_name(pred)]
         build = call_node(run.inputs_model, [f"{f.name}={f.name}" for f in run.input_fields])
         base = "ChainOfThought" if pred.kind == "chain_of_thought" else "Predict"

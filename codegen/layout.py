@@ -41,6 +41,20 @@ class Strings:
 Node = str | Bracket | Strings
 
 
+def width(text: str) -> int:
+    """Columns ``text`` takes, counted exactly as black counts them (wide characters take
+    two; black's own function, imported only for text that is not ASCII)."""
+    if text.isascii():
+        return len(text)
+    from black.strings import str_width
+
+    return str_width(text)
+
+
+def fits(line: str) -> bool:
+    return width(line) <= LINE_LENGTH
+
+
 def flat(node: Node) -> str:
     """The node on one line."""
     if isinstance(node, str):
@@ -55,13 +69,17 @@ def lines(node: Node, depth: int, suffix: str = "") -> list[str]:
     """The node laid out at indentation ``depth`` (in levels), ``suffix`` after its end."""
     pad = INDENT * depth
     one = f"{pad}{flat(node)}{suffix}"
-    if len(one) <= LINE_LENGTH or isinstance(node, str):
+    if fits(one) or isinstance(node, str):
         return [one]
     if isinstance(node, Strings):
-        if len(node.parts) == 1:
-            return [one]
         body = f"{pad}{INDENT}{' '.join(node.parts)}"
-        parts = [body] if len(body) <= LINE_LENGTH else [f"{pad}{INDENT}{p}" for p in node.parts]
+        if len(node.parts) == 1:
+            # black puts the value of an assignment in parentheses on its own line when it
+            # fits there; an argument's string stays on its line, however long
+            if node.lead.endswith(" = ") and fits(body):
+                return [f"{pad}{node.lead}(", body, f"{pad}){suffix}"]
+            return [one]
+        parts = [body] if fits(body) else [f"{pad}{INDENT}{p}" for p in node.parts]
         return [f"{pad}{node.lead}(", *parts, f"{pad}){suffix}"]
     if not node.items:
         return [one]
@@ -101,7 +119,7 @@ def call_node(lead: str, args: list[Node] | tuple[Node, ...]) -> Node:
 def import_node(module: str, names: tuple[str, ...] | list[str]) -> Node:
     """``from module import a, b``; exploded, an import keeps a comma after every name."""
     line = f"from {module} import {', '.join(names)}"
-    if len(line) <= LINE_LENGTH:
+    if fits(line):
         return line
     return Bracket(f"from {module} import (", tuple(names), ")", one_tuple=True)
 

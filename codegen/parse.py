@@ -321,7 +321,7 @@ def _syntax_diagnostic(path: str, source: str, exc: UnexpectedInput) -> Diagnost
             # would accept; ask the parser what it really accepts here.
             expected = set(exc.interactive_parser.accepts()) or expected  # type: ignore[no-untyped-call]
         if tok is None or tok.type == "$END":
-            lines = source.splitlines() or [""]
+            lines = source.rstrip("\n").split("\n")
             last = len(lines)
             span = ast.Span(last, len(lines[-1]) + 1, last, len(lines[-1]) + 2)
             what = "unexpected end of file"

@@ -107,7 +107,11 @@ def compile_sources(src: Path, out: Path, *, incremental: bool = False) -> Compi
             imported=resolution.imported.get(module, {}),
             exports=exports,
         )
-        module_result = checker.run()
+        try:
+            module_result = checker.run()
+        except RecursionError:
+            result.diagnostics.append(_too_deep(unit))
+            continue
         exports[module] = checker.exports
         result.diagnostics += checker.diagnostics
         if module_result is not None:
@@ -122,7 +126,12 @@ def compile_sources(src: Path, out: Path, *, incremental: bool = False) -> Compi
     modules = {_module_file(module): text for module, text in reused.items()}
     for module, m in sorted(checked.items()):
         if module not in reused:
-            modules[_module_file(module)] = render_module(lower(extend(m), types), digests[module])
+            try:
+                modules[_module_file(module)] = render_module(lower(extend(m), types), digests[module])
+            except RecursionError:
+                result.diagnostics.append(_too_deep(units[module]))
+    if not result.ok:
+        return result
     modules = dict(sorted(modules.items()))
     result.files = dict(modules)
     package = out.name
@@ -137,6 +146,16 @@ def compile_sources(src: Path, out: Path, *, incremental: bool = False) -> Compi
     result.files["py.typed"] = ""
     result.files = dict(sorted(result.files.items()))
     return result
+
+
+def _too_deep(unit: _Unit) -> Diagnostic:
+    return Diagnostic(
+        unit.shown,
+        Span(1, 1, 1, 2),
+        "E105",
+        "brackets are nested deeper than the compiler can follow",
+        "nest types and values less deeply (a few hundred levels is the limit)",
+    )
 
 
 def _module_file(module: str) -> str:
@@ -191,7 +210,10 @@ def _parse_needed(units: dict[str, _Unit], needed: set[str], result: CompileResu
         unit = units[module]
         if unit.parsed:
             continue
-        sig_file, diags = parse(unit.text, unit.shown)
+        try:
+            sig_file, diags = parse(unit.text, unit.shown)
+        except RecursionError:
+            sig_file, diags = None, [_too_deep(unit)]
         unit.parsed = True
         result.diagnostics += diags
         if any(d.severity == "error" for d in diags):

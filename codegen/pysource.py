@@ -82,15 +82,14 @@ def py_comment(text: str) -> str:
     return "".join(ch if ch.isprintable() else ch.encode("unicode_escape").decode("ascii") for ch in text)
 
 
-def py_docstring(text: str) -> str:
-    """A readable triple-quoted docstring when that is safe, else a plain escaped literal.
-
-    Safe means: the text reads back exactly, and black (which rewrites docstrings: strips
-    and re-indents lines, pads quotes) would leave it as it is."""
+def docstring_is_safe(text: str) -> bool:
+    """Whether ``text`` can be a triple-quoted docstring that reads back exactly and that
+    black leaves as it is (black strips and re-indents docstring lines and pads quotes)."""
     lines = text.split("\n")
     rest = [line for line in lines[1:] if line]
-    safe = (
-        '"""' not in text
+    return (
+        bool(text)
+        and '"""' not in text
         and "\\" not in text
         and not text.startswith(('"', " "))
         and not text.endswith('"')
@@ -98,8 +97,12 @@ def py_docstring(text: str) -> str:
         and all(line == line.rstrip() for line in lines)
         and (not rest or min(len(line) - len(line.lstrip()) for line in rest) == 0)
     )
-    if not safe:
-        return py_str(text)
+
+
+def py_docstring(text: str) -> str:
+    """The triple-quoted docstring of a text for which :func:`docstring_is_safe` holds."""
+    if not docstring_is_safe(text):
+        raise ValueError("not safe as a docstring; use render.doc_statement")
     if "\n" in text:
         return f'"""{text}\n"""'
     return f'"""{text}"""'

@@ -3,6 +3,7 @@ names that would shadow generated code are rejected, odd layouts are diagnosed."
 
 from __future__ import annotations
 
+import inspect
 import os
 import stat
 from pathlib import Path
@@ -11,7 +12,8 @@ import pytest
 from support import generate_package, import_generated
 
 from sigforge.codegen.pipeline import compile_sources
-from sigforge.codegen.pysource import py_comment, py_docstring, py_literal
+from sigforge.codegen.pysource import docstring_is_safe, py_comment, py_docstring, py_literal
+from sigforge.codegen.render import doc_statement
 from sigforge.runtime import StateError
 from sigforge.testing import ScriptedLM
 
@@ -31,10 +33,15 @@ TRICKY = [
 def test_literals_and_docstrings_round_trip(text: str) -> None:
     assert eval(py_literal(text)) == text
     namespace: dict[str, object] = {}
-    exec(f"def f():\n    {py_docstring(text)}\n", namespace)
-    doc = namespace["f"].__doc__  # type: ignore[attr-defined]
-    assert doc is not None and doc.strip() == text.strip()
+    exec(f"class C:\n    {doc_statement(text, 1)}\n", namespace)
+    doc = namespace["C"].__doc__
+    assert doc is not None and inspect.cleandoc(doc) == inspect.cleandoc(text)
     assert "\n" not in py_comment(text)
+    if docstring_is_safe(text):
+        assert py_docstring(text).startswith('"""')
+    else:
+        with pytest.raises(ValueError):
+            py_docstring(text)
 
 
 def _sig_string(text: str) -> str:

@@ -392,14 +392,9 @@ def test_expected_package_imports_and_validates_a_sample(project: str, packages:
     SAMPLES[project](load)
 
 
-# --- known compiler bugs ----------------------------------------------------------------
+# --- regression tests for compiler bugs found by these tests ----------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="compiler bug: `predict(S)` over an imported signature S raises KeyError in ir.lower "
-    "(chain_of_thought over it works)",
-)
 def test_predict_over_an_imported_signature(tmp_path: Path) -> None:
     src = tmp_path / "src"
     src.mkdir()

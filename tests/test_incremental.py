@@ -207,7 +207,7 @@ def test_a_source_never_overwrites_a_hand_written_file(project: Path) -> None:
     assert written(out) == set()
 
 
-def test_hand_edits_are_caught_by_check_and_repaired_by_a_full_build(project: Path) -> None:
+def test_hand_edits_are_caught_by_check_and_repaired_by_generate(project: Path) -> None:
     out = project / "generated"
     qa = out / "qa.py"
     original = qa.read_text(encoding="utf-8")
@@ -222,13 +222,13 @@ def test_hand_edits_are_caught_by_check_and_repaired_by_a_full_build(project: Pa
     assert f"-{edited_line}" in check.stdout and f"+{original_line}" in check.stdout
     assert "stale" in check.stderr
 
-    # Plain `generate` trusts the digest header, which still matches the sources: the
-    # module is not recompiled and the hand edit stays (only `check` and `--full` see it).
+    # The header also seals the file's own text: the edit is seen and the module rebuilt.
     run = sigforge(project, "generate")
     assert run.returncode == 0, run.stderr
-    assert run.stdout == "generated: 0 written, 7 unchanged\n"
-    assert qa.read_text(encoding="utf-8") == edited
+    assert run.stdout == "generated: 1 written, 6 unchanged\n"
+    assert qa.read_text(encoding="utf-8") == original
 
+    qa.write_text(edited, encoding="utf-8")
     full = sigforge(project, "generate", "--full")
     assert full.returncode == 0, full.stderr
     assert full.stdout == "generated: 1 written, 6 unchanged\n"

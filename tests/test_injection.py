@@ -74,33 +74,9 @@ CORPUS: dict[str, str] = {
 }
 
 # Corpus cases that fail because of known compiler bugs (each has a minimal test at the end).
-TRAILING_SPACE_BUG = (
-    "compiler bug: a docstring ending in a space is written as a plain string literal, "
-    "and black strips the trailing space"
-)
-QUOTE_PADDING_BUG = (
-    "compiler bug: when the black fallback runs, black pads a docstring literal ending in "
-    'an escaped quote (\\") with a space, so the text changes'
-)
-WIDE_CHARACTERS_BUG = (
-    "compiler bug: the layout counts characters, black counts display columns "
-    "(wide characters such as emoji and CJK count 2)"
-)
-KNOWN_BUGS = {
-    ("lands", "backslashes"): QUOTE_PADDING_BUG,
-    ("black", "emoji"): WIDE_CHARACTERS_BUG,
-    ("black", "leading_trailing_spaces"): TRAILING_SPACE_BUG,
-}
-
-
 def cases(test: str) -> list[typing.Any]:
-    """The corpus names, known bugs marked as strict expected failures."""
-    return [
-        pytest.param(name, marks=pytest.mark.xfail(strict=True, reason=KNOWN_BUGS[test, name]))
-        if (test, name) in KNOWN_BUGS
-        else name
-        for name in CORPUS
-    ]
+    """The corpus names (``test`` names the test they are for)."""
+    return list(CORPUS)
 
 
 def sig_string(text: str) -> str:
@@ -308,14 +284,12 @@ def generate_one(tmp_path: Path, source: str) -> tuple[str, ModuleType]:
         sys.path.remove(str(tmp_path))
 
 
-@pytest.mark.xfail(strict=True, reason=TRAILING_SPACE_BUG)
 def test_docstring_ending_in_a_space_is_black_stable(tmp_path: Path) -> None:
     text, m = generate_one(tmp_path, 'signature S {\n  "Answer. "\n  out a: str "A"\n}\n')
     assert m.S.instructions == "Answer. "
     assert black.format_str(text, mode=BLACK_MODE) == text
 
 
-@pytest.mark.xfail(strict=True, reason=QUOTE_PADDING_BUG)
 def test_black_fallback_keeps_a_docstring_ending_in_a_quote(tmp_path: Path) -> None:
     doc = 'Bob\'s and Al\'s "quote"'
     # a Literal too long for one line is left to black, which then formats the whole module
@@ -329,7 +303,6 @@ def test_black_fallback_keeps_a_docstring_ending_in_a_quote(tmp_path: Path) -> N
     assert m.C.model_json_schema()["description"] == doc
 
 
-@pytest.mark.xfail(strict=True, reason=WIDE_CHARACTERS_BUG)
 def test_layout_measures_wide_characters_as_black_does(tmp_path: Path) -> None:
     # 57 characters, but 80 columns: `a: str = Field(description="...")` needs 92
     description = "質問に対する短い答えを、日本語で、丁寧に書いてください。"
