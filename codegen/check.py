@@ -122,8 +122,8 @@ def _pydantic_reserved() -> frozenset[str]:
 
 
 def _did_you_mean(name: str, candidates: Iterable[str]) -> str | None:
-    close = difflib.get_close_matches(name, list(candidates), n=1, cutoff=0.6)
-    return f"did you mean `{close[0]}`?" if close else None
+    close = _close(name, list(candidates))
+    return f"did you mean `{close}`?" if close else None
 
 
 
@@ -1010,11 +1010,6 @@ class _NotChecked(Exception):
     pass
 
 
-class _NoTypes:
-    def python_type(self, module: str, name: str) -> Any:
-        raise _NotChecked(f"{module}.{name}")
-
-
 class _DefaultTypes:
     """Python types to validate defaults with: enums as declared; a class has no value a
     `.sig` literal can write (there are no object literals), so it stands for any object."""
@@ -1035,9 +1030,10 @@ def _is_enum(t: SigType) -> bool:
     return isinstance(t, DeclaredType) and t.kind == "enum"
 
 
-def _close(name: str, candidates: Iterable[str]) -> str | None:
-    close = difflib.get_close_matches(name, list(candidates), n=1, cutoff=0.6)
-    if not close and name.lower() in {c.lower() for c in candidates}:
+def _close(name: str, candidates: list[str]) -> str | None:
+    """The candidate closest to ``name`` (also one differing only in case), if any."""
+    close = difflib.get_close_matches(name, candidates, n=1, cutoff=0.6)
+    if not close:
         close = [c for c in candidates if c.lower() == name.lower()]
     return close[0] if close else None
 
