@@ -121,7 +121,7 @@ def _pydantic_reserved() -> frozenset[str]:
     return frozenset(n for n in dir(BaseModel) if not n.startswith("__"))
 
 
-def _did_you_mean(name: str, candidates: Iterable[str]) -> str | None:
+def did_you_mean(name: str, candidates: Iterable[str]) -> str | None:
     close = _close(name, list(candidates))
     return f"did you mean `{close}`?" if close else None
 
@@ -765,7 +765,7 @@ class Checker:
                     opt.name_span,
                     "E301",
                     f"unknown constraint `{opt.name}`",
-                    _did_you_mean(opt.name, [*_CONSTRAINTS, *_TEXT_OPTIONS])
+                    did_you_mean(opt.name, [*_CONSTRAINTS, *_TEXT_OPTIONS])
                     or f"known: {', '.join([*_CONSTRAINTS, *_TEXT_OPTIONS])}",
                 )
                 continue
@@ -940,7 +940,7 @@ class Checker:
                     opt.name_span,
                     "E404",
                     f"unknown option `{opt.name}` for `{decl.kind}`",
-                    _did_you_mean(opt.name, ["adapter"]) or "options: adapter",
+                    did_you_mean(opt.name, ["adapter"]) or "options: adapter",
                 )
                 ok = False
         return adapter if ok else None
@@ -955,7 +955,7 @@ class Checker:
                 decl.kind_span,
                 "E401",
                 f"unknown predictor kind `{decl.kind}`",
-                _did_you_mean(decl.kind, PREDICTOR_KINDS) or f"kinds: {', '.join(PREDICTOR_KINDS)}",
+                did_you_mean(decl.kind, PREDICTOR_KINDS) or f"kinds: {', '.join(PREDICTOR_KINDS)}",
             )
             ok = False
         if len(decl.args) != 1:
@@ -975,7 +975,7 @@ class Checker:
                 arg.span,
                 "E403",
                 what,
-                _did_you_mean(arg.name, sig_names)
+                did_you_mean(arg.name, sig_names)
                 or "declare it with `signature Name { ... }` or import it with `from module import Name`",
             )
             return None

@@ -7,13 +7,12 @@ import cycle are each reported at the import that causes them.
 
 from __future__ import annotations
 
-import difflib
 import itertools
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from . import ast
-from .check import Symbol, symbol_kind
+from .check import Symbol, did_you_mean, symbol_kind
 from .diagnostics import Diagnostic
 
 
@@ -46,16 +45,14 @@ def resolve_imports(
         for imp in sig_file.imports:
             target = files.get(imp.module)
             if imp.module not in known_modules:
-                close = difflib.get_close_matches(imp.module, sorted(known_modules), n=1)
                 result.diagnostics.append(
                     Diagnostic(
                         sig_file.path,
                         imp.module_span,
                         "E501",
                         f"no module `{imp.module}`: there is no `{imp.module.replace('.', '/')}.sig`",
-                        f"did you mean `{close[0]}`?"
-                        if close
-                        else "module paths are relative to the source folder, e.g. `from common import X`",
+                        did_you_mean(imp.module, sorted(known_modules))
+                        or "module paths are relative to the source folder, e.g. `from common import X`",
                     )
                 )
                 continue
@@ -67,14 +64,13 @@ def resolve_imports(
             for name in imp.names:
                 decl = declared.get(name.name)
                 if decl is None:
-                    close = difflib.get_close_matches(name.name, sorted(declared), n=1)
                     result.diagnostics.append(
                         Diagnostic(
                             sig_file.path,
                             name.span,
                             "E502",
                             f"`{imp.module}` has no declaration `{name.name}`",
-                            f"did you mean `{close[0]}`?" if close else None,
+                            did_you_mean(name.name, sorted(declared)),
                         )
                     )
                 elif isinstance(decl, ast.PredictorDecl):
