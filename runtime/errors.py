@@ -27,24 +27,53 @@ class LMError(SigforgeError):
     """
 
     def __init__(
-        self, message: str, *, status: int | None = None, attempts: int = 1, body: str = ""
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        attempts: int = 1,
+        body: str = "",
+        retry_after: float | None = None,
+        provider: str = "",
     ) -> None:
         super().__init__(message)
         self.status = status
         self.attempts = attempts
         self.body = body
+        #: seconds the server asked us to wait (``Retry-After`` or a rate-limit reset
+        #: header), when it said
+        self.retry_after = retry_after
+        #: which provider answered ("openai", "anthropic", "gemini", ...)
+        self.provider = provider
+
+    @property
+    def retryable(self) -> bool:
+        """Whether another attempt could succeed (rate limits, 5xx, timeouts, broken streams)."""
+        return False
 
 
 class RateLimitError(LMError):
-    """HTTP 429 after all retries."""
+    """HTTP 429 (Anthropic: also 529 overloaded is a :class:`ServerError`) after all retries."""
+
+    @property
+    def retryable(self) -> bool:
+        return True
 
 
 class ServerError(LMError):
     """HTTP 5xx after all retries."""
 
+    @property
+    def retryable(self) -> bool:
+        return True
+
 
 class LMTimeoutError(LMError):
     """The request timed out (or the connection failed) after all retries."""
+
+    @property
+    def retryable(self) -> bool:
+        return True
 
 
 class LMConnectionError(LMTimeoutError):
@@ -55,12 +84,35 @@ class BadRequestError(LMError):
     """HTTP 400/404/422: the request itself is wrong; not retried."""
 
 
+class ContextLengthError(BadRequestError):
+    """The prompt (plus ``max_tokens``) does not fit the model's context window."""
+
+
 class AuthenticationError(LMError):
     """HTTP 401/403: the API key is missing or refused; not retried."""
 
 
 class BadResponseError(LMError):
     """The server answered 2xx with a body that is not a chat completion."""
+
+    @property
+    def retryable(self) -> bool:
+        return True
+
+
+class StreamInterruptedError(LMError):
+    """A streamed answer broke off before its end (connection lost, bad event)."""
+
+    @property
+    def retryable(self) -> bool:
+        return True
+
+
+class CircuitOpenError(LMError):
+    """The endpoint failed repeatedly; calls fail fast until the breaker's cool-down ends.
+
+    ``retry_after`` says how many seconds remain until a probe request is allowed.
+    """
 
 
 class OutputParseError(SigforgeError):
@@ -87,3 +139,11 @@ class OutputParseError(SigforgeError):
         self.expected = expected
         self.raw = raw
         self.structural = structural
+
+
+class TruncatedOutputError(OutputParseError):
+    """The reply was cut off by the token limit (``finish_reason: length``).
+
+    Raised even when the cut-off reply happens to parse: a truncated answer is never
+    returned as a complete one. Raise ``max_tokens`` or shorten the prompt.
+    """

@@ -67,3 +67,26 @@ class Completion:
     finish_reason: str | None = None
     #: True when served from the cache (no request was made)
     cached: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class TextDelta:
+    """A piece of a streamed answer's text, in order."""
+
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class StreamRestart:
+    """A stream broke off and is being retried from the start: forget the text so far.
+
+    ``attempt`` is the attempt that is starting (2 for the first retry); ``error`` is
+    what ended the previous one.
+    """
+
+    attempt: int
+    error: Exception
+
+
+#: what ``BaseLM.stream`` yields: deltas (and restarts), then exactly one ``Completion``
+StreamEvent = TextDelta | StreamRestart | Completion
