@@ -15,7 +15,7 @@ import math
 import os
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -33,7 +33,7 @@ from .errors import (
     RateLimitError,
     ServerError,
 )
-from .messages import Completion, LMRequest, Usage
+from .messages import Completion, LMRequest, StreamEvent, TextDelta, Usage
 from .settings import current_cache
 
 if TYPE_CHECKING:
@@ -80,6 +80,24 @@ class BaseLM(abc.ABC):
         timeouts and retry settings must not (they do not change the answer).
         """
 
+    def _stream(self, request: LMRequest) -> Iterator[StreamEvent]:
+        """Stream one request: deltas (restarts on retry), then one :class:`Completion`.
+
+        The default makes one ordinary request and yields its text as a single delta;
+        LMs that can stream natively override it.
+        """
+        completion = self._send(request)
+        if completion.text:
+            yield TextDelta(completion.text)
+        yield completion
+
+    async def _astream(self, request: LMRequest) -> AsyncIterator[StreamEvent]:
+        """Async :meth:`_stream`."""
+        completion = await self._asend(request)
+        if completion.text:
+            yield TextDelta(completion.text)
+        yield completion
+
     def request_params(self, request: LMRequest) -> dict[str, Any]:
         """The parameters sent besides the messages; recorded in the history.
 
@@ -119,6 +137,54 @@ class BaseLM(abc.ABC):
         self._store(cache, key, completion)
         self._record(request, completion, wall, started)
         return completion
+
+    def stream(self, request: LMRequest) -> Iterator[StreamEvent]:
+        """Answer ``request`` piece by piece.
+
+        Yields :class:`TextDelta` s as text arrives, a :class:`StreamRestart` when a
+        broken stream is retried from the start (drop the text received so far), and
+        finally exactly one :class:`Completion` holding the whole answer. A cached
+        answer arrives as one delta. Only complete answers are cached.
+        """
+        started, wall = time.perf_counter(), time.time()
+        cache, key = self._cache_for(request)
+        if cache is not None and key is not None:
+            hit = cache.get(key)
+            if hit is not None:
+                self._record(request, hit, wall, started)
+                if hit.text:
+                    yield TextDelta(hit.text)
+                yield hit
+                return
+        for event in self._stream(request):
+            if isinstance(event, Completion):
+                self._store(cache, key, event)
+                self._record(request, event, wall, started)
+                yield event
+                return
+            yield event
+        raise AssertionError(f"{type(self).__name__}._stream ended without a Completion")
+
+    async def astream(self, request: LMRequest) -> AsyncIterator[StreamEvent]:
+        """Async :meth:`stream`."""
+        started, wall = time.perf_counter(), time.time()
+        cache, key = self._cache_for(request)
+        if cache is not None and key is not None:
+            hit = cache.get(key)
+            if hit is not None:
+                self._record(request, hit, wall, started)
+                if hit.text:
+                    yield TextDelta(hit.text)
+                yield hit
+                return
+        async for event in self._astream(request):
+            if isinstance(event, Completion):
+                self._store(cache, key, event)
+                self._record(request, event, wall, started)
+                yield event
+                return
+            yield event
+        raise AssertionError(f"{type(self).__name__}._astream ended without a Completion")
 
     @property
     def usage(self) -> Usage:
