@@ -11,6 +11,7 @@ this module cheap.
 
 from __future__ import annotations
 
+import abc
 import contextlib
 import json
 import os
@@ -28,7 +29,14 @@ if TYPE_CHECKING:
     from pathlib import Path
     from types import TracebackType
 
-__all__ = ["CACHE_DIR_ENV", "Cache", "CacheStats", "cache_key", "default_cache_path"]
+__all__ = [
+    "CACHE_DIR_ENV",
+    "Cache",
+    "CacheStats",
+    "CompletionCache",
+    "cache_key",
+    "default_cache_path",
+]
 
 #: environment variable that overrides the directory of the default cache file
 CACHE_DIR_ENV = "SIGFORGE_CACHE_DIR"
@@ -94,7 +102,46 @@ class CacheStats:
     misses: int
 
 
-class Cache:
+class CompletionCache(abc.ABC):
+    """What an LM needs of a completion cache; :class:`Cache` (SQLite) implements it.
+
+    Implementations are safe to share between threads, and never let a storage problem
+    fail an LM call: ``get`` then misses and ``put`` is dropped.
+    """
+
+    @abc.abstractmethod
+    def get(self, key: str) -> Completion | None:
+        """The stored completion for ``key`` (with ``cached=True``), or ``None``."""
+
+    @abc.abstractmethod
+    def put(self, key: str, completion: Completion) -> None:
+        """Store ``completion`` under ``key`` (replacing any earlier value)."""
+
+    @abc.abstractmethod
+    def clear(self) -> None:
+        """Delete every entry and reset the counters."""
+
+    @abc.abstractmethod
+    def stats(self) -> CacheStats:
+        """How many entries are stored and how many lookups hit or missed."""
+
+    @abc.abstractmethod
+    def close(self) -> None:
+        """Release connections; the cache stays usable and reconnects on next use."""
+
+    def __enter__(self) -> CompletionCache:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+class Cache(CompletionCache):
     """An LRU of up to ``memory_entries`` completions in front of a SQLite file.
 
     ``path=None`` means :func:`default_cache_path`; ``disk=False`` keeps everything in

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import history
 from ._version import __version__
-from .cache import Cache, cache_key
+from .cache import CompletionCache, cache_key
 from .errors import (
     AuthenticationError,
     BadRequestError,
@@ -56,7 +56,7 @@ class BaseLM(abc.ABC):
 
     model: str
 
-    def __init__(self, model: str, *, cache: bool | Cache = True) -> None:
+    def __init__(self, model: str, *, cache: bool | CompletionCache = True) -> None:
         self.model = model
         self.cache = cache
         self._usage = Usage()
@@ -199,18 +199,18 @@ class BaseLM(abc.ABC):
 
     # -- helpers -------------------------------------------------------------------------
 
-    def _cache_for(self, request: LMRequest) -> tuple[Cache | None, str | None]:
+    def _cache_for(self, request: LMRequest) -> tuple[CompletionCache | None, str | None]:
         """The cache to use for this call and the request's key in it (or ``None``s)."""
         if self.cache is False:
             return None, None
         cache = current_cache()
         if cache is None:  # caching is off everywhere
             return None, None
-        if isinstance(self.cache, Cache):
+        if isinstance(self.cache, CompletionCache):
             cache = self.cache
         return cache, cache_key(self.cache_identity(), request)
 
-    def _store(self, cache: Cache | None, key: str | None, completion: Completion) -> None:
+    def _store(self, cache: CompletionCache | None, key: str | None, completion: Completion) -> None:
         if cache is not None and key is not None:
             cache.put(key, completion)
         with self._usage_lock:
@@ -290,7 +290,7 @@ class LM(BaseLM):
         max_tokens: int | None = None,
         timeout: float | None = 60.0,
         max_retries: int = 3,
-        cache: bool | Cache = True,
+        cache: bool | CompletionCache = True,
         extra_headers: Mapping[str, str] | None = None,
         backoff_base: float = 0.5,
         backoff_max: float = 20.0,

@@ -23,7 +23,7 @@ from enum import Enum
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Final, Literal, TypeAlias, cast
 
-from .cache import CACHE_DIR_ENV, Cache
+from .cache import CACHE_DIR_ENV, Cache, CompletionCache
 from .errors import ConfigurationError
 
 if TYPE_CHECKING:
@@ -42,7 +42,7 @@ UNSET: Final = _Unset.UNSET
 
 #: what the ``cache`` setting may hold: a cache to use, ``False`` for no caching anywhere,
 #: ``True`` for the default on-disk cache
-CacheSetting: TypeAlias = Cache | bool
+CacheSetting: TypeAlias = CompletionCache | bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,7 +73,8 @@ def configure(
     """Change the process-wide defaults; keywords not given keep their current value.
 
     ``lm=None`` / ``adapter=None`` remove the default. ``cache=False`` turns caching off
-    everywhere, ``cache=Cache(...)`` uses that cache, ``cache=True`` goes back to the
+    everywhere, ``cache=Cache(...)`` (or any :class:`~sigforge.runtime.cache.CompletionCache`,
+    e.g. a ``RedisCache``) uses that cache, ``cache=True`` goes back to the
     default on-disk cache. Overrides of an active ``with context(...)`` still win.
     """
     global _defaults
@@ -129,7 +130,7 @@ def current_adapter() -> object | None:
     return overrides.get("adapter", _defaults.adapter)
 
 
-def current_cache() -> Cache | None:
+def current_cache() -> CompletionCache | None:
     """The cache in effect, or ``None`` when caching is turned off.
 
     The default cache is created on first use (and touches no file until it is used) at
@@ -140,7 +141,7 @@ def current_cache() -> Cache | None:
     setting = overrides.get("cache", _defaults.cache)
     if setting is False:
         return None
-    if isinstance(setting, Cache):
+    if isinstance(setting, CompletionCache):
         return setting
     return _default_cache()
 
@@ -192,9 +193,10 @@ def _checked(
     if adapter is not UNSET:
         changes["adapter"] = adapter
     if cache is not UNSET:
-        if not isinstance(cache, Cache | bool):
+        if not isinstance(cache, CompletionCache | bool):
             raise TypeError(
-                f"cache must be a Cache, True (default cache) or False (no caching), "
+                f"cache must be a CompletionCache (Cache, RedisCache), True (default cache) "
+                f"or False (no caching), "
                 f"not {type(cache).__name__}"
             )
         changes["cache"] = cache
