@@ -1,17 +1,22 @@
-"""Language-model clients: the :class:`BaseLM` interface and the OpenAI-compatible :class:`LM`.
+"""Language-model clients: the :class:`BaseLM` interface, the HTTP :class:`LM` and fallbacks.
 
 :class:`BaseLM` does what every LM needs around the actual request: cache lookup and
-storage, token accounting and the call history. Subclasses only implement ``_send`` /
-``_asend`` (one request, no caching) and :meth:`BaseLM.cache_identity`.
+storage, token accounting and the call history, for whole answers (``complete``) and
+streams (``stream``). Subclasses implement ``_send`` / ``_asend`` (one request, no
+caching), optionally ``_stream`` / ``_astream``, and :meth:`BaseLM.cache_identity`.
 
-``httpx`` (and ``asyncio``) are imported only when the first request is made, so
-importing this module stays cheap.
+:class:`LM` is the one HTTP client for every provider: the transport (connections,
+timeouts, retries with tenacity, server-sent events with httpx-sse) is here, and each
+provider's wire format is a :class:`~sigforge.runtime.providers.Provider`.
+:class:`FallbackLM` chains LMs.
+
+``httpx``, ``tenacity`` and ``httpx_sse`` are imported only when the first request is
+made, so importing this module stays cheap.
 """
 
 from __future__ import annotations
 
 import abc
-import math
 import os
 import threading
 import time
@@ -23,17 +28,18 @@ from . import history
 from ._version import __version__
 from .cache import CompletionCache, cache_key
 from .errors import (
-    AuthenticationError,
-    BadRequestError,
     BadResponseError,
+    CircuitOpenError,
     ConfigurationError,
+    ContextLengthError,
     LMConnectionError,
     LMError,
     LMTimeoutError,
     RateLimitError,
     ServerError,
+    StreamInterruptedError,
 )
-from .messages import Completion, LMRequest, StreamEvent, TextDelta, Usage
+from .messages import Completion, LMRequest, StreamEvent, StreamRestart, TextDelta, Usage
 from .settings import current_cache
 
 if TYPE_CHECKING:
@@ -41,8 +47,11 @@ if TYPE_CHECKING:
     from types import TracebackType
 
     import httpx
+    from tenacity import AsyncRetrying, RetryCallState, Retrying
 
-__all__ = ["LM", "BaseLM"]
+    from .providers import StreamState
+
+__all__ = ["LM", "BaseLM", "FallbackLM", "Timeout"]
 
 
 class BaseLM(abc.ABC):
@@ -235,49 +244,61 @@ class BaseLM(abc.ABC):
 
 
 # ------------------------------------------------------------------------------------------
-# The OpenAI-compatible HTTP client
+# The HTTP client for every provider
 # ------------------------------------------------------------------------------------------
 
-OPENAI_BASE_URL = "https://api.openai.com/v1"
-OPENAI_API_KEY_ENV = "OPENAI_API_KEY"
-
-#: statuses worth another attempt; anything else that is not 2xx fails at once
-_RETRYABLE_STATUSES = frozenset({429, 500, 502, 503, 504})
-#: statuses whose ``Retry-After`` header is honoured
-_RETRY_AFTER_STATUSES = frozenset({429, 503})
 #: how much of an error body is kept in exceptions
 _MAX_ERROR_BODY = 2000
 
 
 @dataclass(frozen=True, slots=True)
-class _Outcome:
-    """What one attempt produced: a completion, or an error and whether to try again."""
+class Timeout:
+    """Time limits of an :class:`LM`, in seconds (``None``: no limit).
 
-    completion: Completion | None = None
-    error: LMError | ConfigurationError | None = None
-    retry: bool = False
-    #: the server's ``Retry-After`` in seconds, when it sent one we honour
-    retry_after: float | None = None
+    ``connect`` bounds opening a connection; ``read`` bounds the wait for each piece
+    of the answer (for a stream: between events); ``total`` bounds the whole call,
+    retries and their back-off included -- no attempt starts, and no read waits, past
+    it. A plain number as ``LM(timeout=...)`` is ``Timeout(connect=n, read=n)``.
+    """
+
+    connect: float | None = 10.0
+    read: float | None = 60.0
+    total: float | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("connect", "read", "total"):
+            value = getattr(self, name)
+            if value is not None and not value > 0:
+                raise ValueError(f"timeout {name} must be positive (or None for no limit)")
 
 
 class LM(BaseLM):
-    """A client for any server speaking OpenAI's ``/chat/completions`` format.
+    """An HTTP client for a hosted or local model: ``LM("provider/model", ...)``.
 
-    ``model`` is ``"openai/<name>"`` or a bare ``"<name>"``; both are sent as ``<name>``
-    to ``base_url`` (default ``https://api.openai.com/v1``). The API key is ``api_key``
-    or, when that is not given, ``$OPENAI_API_KEY`` -- for a bare model name with a
-    custom ``base_url`` the environment key is *not* used, so an OpenAI key is never
-    sent to some other server by accident. ``api_key=""`` sends no key at all.
+    The prefix picks the wire format and where the server is (see
+    :mod:`sigforge.runtime.providers`): ``openai/gpt-4o-mini``,
+    ``anthropic/claude-sonnet-4-5``, ``gemini/gemini-2.5-flash``, and OpenAI-compatible
+    presets such as ``groq/...``, ``together/...``, ``ollama/llama3.2``,
+    ``vllm/...``. A bare model name means an OpenAI-compatible server at ``base_url``.
+
+    The API key is ``api_key`` or, when that is not given, the provider's usual
+    environment variable (``OPENAI_API_KEY``, ``ANTHROPIC_API_KEY``, ``GEMINI_API_KEY``,
+    ``GROQ_API_KEY``, ...). For a bare model name with a custom ``base_url`` no
+    environment key is used, so a key is never sent to some other server by accident.
+    ``api_key=""`` sends no key at all. The key never appears in ``repr``, the cache,
+    the history or error messages.
 
     ``temperature``, ``max_tokens`` and any further keyword (``top_p=...``, ``seed=...``)
-    are sent with every request unless ``None``; ``request.params`` win over them.
+    are sent with every request unless ``None`` (OpenAI's names; each provider
+    translates them); ``request.params`` win over them.
 
-    Failed requests are retried: ``max_retries=3`` means up to 4 attempts in total.
-    Retried are HTTP 429/500/502/503/504, timeouts and connection errors, with
-    exponential backoff and full jitter (a random wait in ``[0, min(backoff_max,
-    backoff_base * 2**n)]`` before retry ``n + 1``). A ``Retry-After`` header on 429/503
-    is obeyed instead, up to ``retry_after_max`` seconds. ``timeout`` applies to
-    connecting, sending and each read; ``None`` waits forever.
+    Failed attempts are retried (``max_retries=3``: up to 4 attempts) when another
+    attempt could succeed: rate limits, 5xx, timeouts, lost connections, broken streams
+    and malformed answers. The wait before retry ``n`` is random in ``[0,
+    min(backoff_max, backoff_base * 2**(n-1))]`` (full jitter) unless the server says
+    how long to wait (``Retry-After`` and the providers' rate-limit headers), which is
+    obeyed up to ``retry_after_max`` seconds. ``timeout`` is a number or a
+    :class:`Timeout`.
     """
 
     def __init__(
@@ -288,47 +309,61 @@ class LM(BaseLM):
         api_key: str | None = None,
         temperature: float | None = None,
         max_tokens: int | None = None,
-        timeout: float | None = 60.0,
+        timeout: float | Timeout | None = 60.0,
         max_retries: int = 3,
         cache: bool | CompletionCache = True,
         extra_headers: Mapping[str, str] | None = None,
         backoff_base: float = 0.5,
         backoff_max: float = 20.0,
         retry_after_max: float = 60.0,
+        max_connections: int = 100,
         **extra_params: Any,
     ) -> None:
+        from .providers import NATIVE, PRESETS, provider_for
+
         super().__init__(model, cache=cache)
-        provider, _, name = model.partition("/")
-        if not name:  # a bare model name
-            provider, name = "", model
-        elif provider != "openai":
+        prefix, _, name = model.partition("/")
+        if not name:  # a bare model name: an OpenAI-compatible server
+            prefix, name = "", model
+        try:
+            wire_format, preset = provider_for(prefix or "openai")
+        except KeyError:
+            known = ", ".join(sorted([*NATIVE, *PRESETS]))
             raise ConfigurationError(
-                f"unknown provider {provider!r} in model {model!r}: only 'openai/<model>' "
-                f"(any OpenAI-compatible server) is supported. For a server whose model "
-                f"names contain '/', write 'openai/{model}'."
-            )
+                f"unknown provider {prefix!r} in model {model!r} (known: {known}). For an "
+                f"OpenAI-compatible server whose model names contain '/', write "
+                f"'openai/{model}' and pass base_url=..."
+            ) from None
         if not name:
             raise ConfigurationError(f"model {model!r} names no model")
         if max_retries < 0:
             raise ValueError("max_retries must be >= 0")
-        if timeout is not None and timeout <= 0:
-            raise ValueError("timeout must be positive (or None for no timeout)")
+        if max_connections < 1:
+            raise ValueError("max_connections must be >= 1")
 
-        self.provider = provider or "openai"
+        self.provider = prefix or "openai"
+        self.wire_format = wire_format
         self.model_name = name
-        self.base_url = (base_url or OPENAI_BASE_URL).rstrip("/")
-        if api_key is None and (provider or base_url is None):
-            api_key = os.environ.get(OPENAI_API_KEY_ENV)
+        self.base_url = (base_url or preset.base_url).rstrip("/")
+        if api_key is None and preset.api_key_env and (prefix or base_url is None):
+            api_key = os.environ.get(preset.api_key_env)
         # Private, and excluded from repr(), cache_identity() and every error message.
         self._api_key = api_key or None
         self.temperature = None if temperature is None else float(temperature)
         self.max_tokens = max_tokens
+        if timeout is None:
+            timeout = Timeout(connect=None, read=None)
+        elif not isinstance(timeout, Timeout):
+            if not timeout > 0:
+                raise ValueError("timeout must be positive (or None for no timeout)")
+            timeout = Timeout(connect=float(timeout), read=float(timeout))
         self.timeout = timeout
         self.max_retries = max_retries
         self.extra_headers = dict(extra_headers or {})
         self.backoff_base = backoff_base
         self.backoff_max = backoff_max
         self.retry_after_max = retry_after_max
+        self.max_connections = max_connections
         self.extra_params = extra_params
         # What copy() needs to build an equivalent LM.
         self._init_kwargs: dict[str, Any] = {
@@ -344,8 +379,11 @@ class LM(BaseLM):
             "backoff_base": backoff_base,
             "backoff_max": backoff_max,
             "retry_after_max": retry_after_max,
+            "max_connections": max_connections,
             **extra_params,
         }
+        self.url = wire_format.url(self.base_url, name, stream=False)
+        self.stream_url = wire_format.url(self.base_url, name, stream=True)
         self._client: httpx.Client | None = None
         # An AsyncClient's connections belong to the event loop that made them, so each
         # loop gets its own client; clients of closed loops are dropped.
@@ -354,7 +392,10 @@ class LM(BaseLM):
 
     def __repr__(self) -> str:
         parts = [repr(self.model)]
-        if self.base_url != OPENAI_BASE_URL:
+        if self.base_url != self.wire_format.default_base_url and self.provider in (
+            "openai",
+            self.wire_format.name,
+        ):
             parts.append(f"base_url={self.base_url!r}")
         parts.extend(f"{name}={value!r}" for name, value in self.sampling_params().items())
         return f"LM({', '.join(parts)})"
@@ -362,6 +403,14 @@ class LM(BaseLM):
     def copy(self, **overrides: Any) -> LM:
         """A new LM with the same settings except ``overrides`` (own connections, usage)."""
         return LM(**{**self._init_kwargs, **overrides})
+
+    @staticmethod
+    def fallback(primary: BaseLM, *others: BaseLM, **options: Any) -> FallbackLM:
+        """An LM that asks ``primary`` and, when it fails, each of ``others`` in turn.
+
+        See :class:`FallbackLM` for which failures move on (``options`` go to it).
+        """
+        return FallbackLM(primary, *others, **options)
 
     # -- what the request contains ---------------------------------------------------------
 
@@ -386,24 +435,35 @@ class LM(BaseLM):
             "params": self.sampling_params(),
         }
 
-    def _body(self, request: LMRequest) -> dict[str, Any]:
-        return {
-            "model": self.model_name,
-            "messages": list(request.messages),
-            **self.request_params(request),
-        }
+    def _body(self, request: LMRequest, *, stream: bool) -> dict[str, Any]:
+        return self.wire_format.body(
+            self.model_name, request.messages, self.request_params(request), stream=stream
+        )
 
     def _headers(self) -> dict[str, str]:
-        headers = {"User-Agent": f"sigforge/{__version__}", **self.extra_headers}
+        headers = {"User-Agent": f"sigforge/{__version__}", **self.wire_format.static_headers()}
         if self._api_key:
-            headers["Authorization"] = f"Bearer {self._api_key}"
+            headers.update(self.wire_format.auth_headers(self._api_key))
+        headers.update(self.extra_headers)
         return headers
 
-    @property
-    def url(self) -> str:
-        return f"{self.base_url}/chat/completions"
-
     # -- clients -----------------------------------------------------------------------------
+
+    def _client_options(self) -> dict[str, Any]:
+        import httpx
+
+        return {
+            "headers": self._headers(),
+            "timeout": httpx.Timeout(
+                None, connect=self.timeout.connect, read=self.timeout.read
+            ),
+            # Keep every connection alive: closing above a keep-alive limit would make
+            # busy batches open a new connection for each request.
+            "limits": httpx.Limits(
+                max_connections=self.max_connections,
+                max_keepalive_connections=self.max_connections,
+            ),
+        }
 
     def _sync_client(self) -> httpx.Client:
         client = self._client
@@ -413,9 +473,7 @@ class LM(BaseLM):
             with self._clients_lock:
                 client = self._client
                 if client is None:
-                    client = self._client = httpx.Client(
-                        timeout=self.timeout, headers=self._headers()
-                    )
+                    client = self._client = httpx.Client(**self._client_options())
         return client
 
     def _async_client(self) -> httpx.AsyncClient:
@@ -432,7 +490,7 @@ class LM(BaseLM):
                     del self._async_clients[old]
                 client = self._async_clients.get(loop)
                 if client is None:
-                    client = httpx.AsyncClient(timeout=self.timeout, headers=self._headers())
+                    client = httpx.AsyncClient(**self._client_options())
                     self._async_clients[loop] = client
         return client
 
@@ -481,27 +539,95 @@ class LM(BaseLM):
     ) -> None:
         await self.aclose()
 
-    # -- sending, with retries -------------------------------------------------------------
+    # -- retry policy (tenacity) ---------------------------------------------------------------
+
+    def _retry_options(self) -> dict[str, Any]:
+        from tenacity import retry_if_exception, stop_after_attempt, stop_before_delay
+        from tenacity.stop import stop_base
+
+        stop: stop_base = stop_after_attempt(self.max_retries + 1)
+        if self.timeout.total is not None:
+            stop = stop | stop_before_delay(self.timeout.total)
+        return {
+            "stop": stop,
+            "wait": self._wait,
+            "retry": retry_if_exception(_is_retryable),
+            "reraise": True,
+        }
+
+    def _retrying(self) -> Retrying:
+        from tenacity import Retrying
+
+        return Retrying(sleep=time.sleep, **self._retry_options())
+
+    def _aretrying(self) -> AsyncRetrying:
+        import asyncio
+
+        from tenacity import AsyncRetrying
+
+        return AsyncRetrying(sleep=asyncio.sleep, **self._retry_options())
+
+    def _wait(self, retry_state: RetryCallState) -> float:
+        """Seconds to wait after a failed attempt: what the server asked, else jitter."""
+        error = retry_state.outcome.exception() if retry_state.outcome is not None else None
+        retry_after = error.retry_after if isinstance(error, LMError) else None
+        if retry_after is not None:
+            return max(0.0, min(retry_after, self.retry_after_max))
+        import random
+
+        attempt = retry_state.attempt_number
+        return random.uniform(0.0, min(self.backoff_max, self.backoff_base * 2 ** (attempt - 1)))
+
+    def _deadline(self) -> float | None:
+        total = self.timeout.total
+        return None if total is None else time.monotonic() + total
+
+    def _timeouts(self, deadline: float | None, attempt: int) -> dict[str, Any]:
+        """Per-request ``timeout`` keyword: the client's limits capped by the deadline."""
+        if deadline is None:
+            return {}
+        import httpx
+
+        remaining = self._remaining(deadline, attempt)
+        connect, read = self.timeout.connect, self.timeout.read
+        return {
+            "timeout": httpx.Timeout(
+                remaining,
+                connect=remaining if connect is None else min(connect, remaining),
+                read=remaining if read is None else min(read, remaining),
+            )
+        }
+
+    def _remaining(self, deadline: float, attempt: int) -> float:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise self._total_timeout(attempt)
+        return remaining
+
+    def _total_timeout(self, attempt: int) -> LMTimeoutError:
+        return LMTimeoutError(
+            f"{self.model}: no answer from {self.url} within the total timeout of "
+            f"{self.timeout.total:g} s{_tries(attempt)}",
+            attempts=attempt,
+            provider=self.provider,
+        )
+
+    # -- one request ---------------------------------------------------------------------------
 
     def _send(self, request: LMRequest) -> Completion:
         import httpx
 
-        body = self._body(request)
+        body = self._body(request, stream=False)
         client = self._sync_client()
-        attempts = self.max_retries + 1
-        for attempt in range(1, attempts + 1):
-            try:
-                response = client.post(self.url, json=body)
-            except httpx.TransportError as exc:
-                outcome = self._transport_outcome(exc, attempt)
-            else:
-                outcome = self._response_outcome(response, attempt)
-            if outcome.completion is not None:
-                return outcome.completion
-            assert outcome.error is not None
-            if not outcome.retry or attempt == attempts:
-                raise outcome.error
-            time.sleep(self._retry_delay(attempt, outcome.retry_after))
+        deadline = self._deadline()
+        for attempt in self._retrying():
+            with attempt:
+                number = attempt.retry_state.attempt_number
+                try:
+                    response = client.post(self.url, json=body, **self._timeouts(deadline, number))
+                except httpx.TransportError as exc:
+                    raise self._transport_error(exc, number) from exc
+                return self._completion(response, number)
         raise AssertionError("unreachable")  # pragma: no cover
 
     async def _asend(self, request: LMRequest) -> Completion:
@@ -509,118 +635,241 @@ class LM(BaseLM):
 
         import httpx
 
-        body = self._body(request)
+        body = self._body(request, stream=False)
         client = self._async_client()
-        attempts = self.max_retries + 1
-        for attempt in range(1, attempts + 1):
-            try:
-                response = await client.post(self.url, json=body)
-            except httpx.TransportError as exc:
-                outcome = self._transport_outcome(exc, attempt)
-            else:
-                outcome = self._response_outcome(response, attempt)
-            if outcome.completion is not None:
-                return outcome.completion
-            assert outcome.error is not None
-            if not outcome.retry or attempt == attempts:
-                raise outcome.error
-            await asyncio.sleep(self._retry_delay(attempt, outcome.retry_after))
+        deadline = self._deadline()
+        async for attempt in self._aretrying():
+            with attempt:
+                number = attempt.retry_state.attempt_number
+                timeouts = self._timeouts(deadline, number)
+                try:
+                    if deadline is None:
+                        response = await client.post(self.url, json=body)
+                    else:  # also bound a slowly dripping body
+                        async with asyncio.timeout(self._remaining(deadline, number)):
+                            response = await client.post(self.url, json=body, **timeouts)
+                except TimeoutError:
+                    raise self._total_timeout(number) from None
+                except httpx.TransportError as exc:
+                    raise self._transport_error(exc, number) from exc
+                return self._completion(response, number)
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def _retry_delay(self, attempt: int, retry_after: float | None) -> float:
-        """Seconds to wait after failed attempt number ``attempt`` (1-based)."""
-        if retry_after is not None:
-            return max(0.0, min(retry_after, self.retry_after_max))
-        import random
-
-        return random.uniform(0.0, min(self.backoff_max, self.backoff_base * 2 ** (attempt - 1)))
-
-    def _transport_outcome(self, exc: httpx.TransportError, attempt: int) -> _Outcome:
-        """The outcome of a request that got no response."""
+    def _stream(self, request: LMRequest) -> Iterator[StreamEvent]:
         import httpx
+        from httpx_sse import EventSource, SSEError
 
-        if isinstance(exc, httpx.UnsupportedProtocol):
-            return _Outcome(
-                error=ConfigurationError(f"{self.model}: unusable base_url {self.base_url!r}")
-            )
-        if isinstance(exc, httpx.TimeoutException):
-            what = "timed out" + (f" (timeout {self.timeout:g} s)" if self.timeout else "")
-            error: LMError = LMTimeoutError(
-                self._redact(f"{self.model}: request to {self.url} {what}{_tries(attempt)}"),
-                attempts=attempt,
-            )
-        else:
-            error = LMConnectionError(
-                self._redact(
-                    f"{self.model}: could not reach {self.url}{_tries(attempt)}: "
-                    f"{type(exc).__name__}: {exc}"
-                ),
-                attempts=attempt,
-            )
-        return _Outcome(error=error, retry=True)
+        from .providers import StreamState
 
-    def _response_outcome(self, response: httpx.Response, attempt: int) -> _Outcome:
-        """The outcome of a request that got a response."""
-        status = response.status_code
-        if 200 <= status < 300:
-            return _Outcome(completion=self._parse(response, attempt))
-        body = self._redact(response.text[:_MAX_ERROR_BODY])
-        message = f"{self.model}: HTTP {status} from {self.url}{_tries(attempt)}"
-        detail = _server_message(response)
-        if detail:
-            message += f": {self._redact(detail)}"
-        if status == 429:
-            error: LMError = RateLimitError(message, status=status, attempts=attempt, body=body)
-        elif status >= 500:
-            error = ServerError(message, status=status, attempts=attempt, body=body)
-        elif status in (401, 403):
-            error = AuthenticationError(message, status=status, attempts=attempt, body=body)
-        else:  # 400, 404, 422 and any other client error: retrying would not help
-            error = BadRequestError(message, status=status, attempts=attempt, body=body)
-        retry_after = None
-        if status in _RETRY_AFTER_STATUSES:
-            retry_after = _parse_retry_after(response.headers)
-        return _Outcome(error=error, retry=status in _RETRYABLE_STATUSES, retry_after=retry_after)
+        body = self._body(request, stream=True)
+        client = self._sync_client()
+        deadline = self._deadline()
+        sent_text = False
+        last_error: LMError | None = None
+        for attempt in self._retrying():
+            with attempt:
+                number = attempt.retry_state.attempt_number
+                if sent_text and last_error is not None:
+                    yield StreamRestart(number, last_error)
+                    sent_text = False
+                state = StreamState(self.model_name)
+                try:
+                    with client.stream(
+                        "POST", self.stream_url, json=body, **self._timeouts(deadline, number)
+                    ) as response:
+                        if not 200 <= response.status_code < 300:
+                            response.read()
+                            raise self._http_error(response, number)
+                        for event in EventSource(response).iter_sse():
+                            text = self._feed(state, event.event, event.data, number)
+                            if text:
+                                sent_text = True
+                                yield TextDelta(text)
+                            if state.done:
+                                break
+                            if deadline is not None:
+                                self._remaining(deadline, number)
+                except httpx.TransportError as exc:
+                    last_error = self._stream_transport_error(exc, number, sent_text)
+                    raise last_error from exc
+                except SSEError as exc:
+                    last_error = self._bad_stream(number, str(exc))
+                    raise last_error from None
+                except LMError as exc:
+                    last_error = exc
+                    raise
+                if not state.done and state.finish_reason is None:
+                    last_error = self._interrupted(number, "the stream ended before its end event")
+                    raise last_error
+                yield state.completion()
+                return
+        raise AssertionError("unreachable")  # pragma: no cover
 
-    def _parse(self, response: httpx.Response, attempt: int) -> Completion:
-        """Turn a 2xx response into a completion, or raise :class:`BadResponseError`."""
+    async def _astream(self, request: LMRequest) -> AsyncIterator[StreamEvent]:
+        import httpx
+        from httpx_sse import EventSource, SSEError
 
-        def bad(problem: str) -> BadResponseError:
-            return BadResponseError(
-                f"{self.model}: HTTP {response.status_code} from {self.url} is not a chat "
-                f"completion: {problem}",
-                status=response.status_code,
-                attempts=attempt,
-                body=self._redact(response.text[:_MAX_ERROR_BODY]),
-            )
+        from .providers import StreamState
 
+        body = self._body(request, stream=True)
+        client = self._async_client()
+        deadline = self._deadline()
+        sent_text = False
+        last_error: LMError | None = None
+        async for attempt in self._aretrying():
+            with attempt:
+                number = attempt.retry_state.attempt_number
+                if sent_text and last_error is not None:
+                    yield StreamRestart(number, last_error)
+                    sent_text = False
+                state = StreamState(self.model_name)
+                try:
+                    async with client.stream(
+                        "POST", self.stream_url, json=body, **self._timeouts(deadline, number)
+                    ) as response:
+                        if not 200 <= response.status_code < 300:
+                            await response.aread()
+                            raise self._http_error(response, number)
+                        async for event in EventSource(response).aiter_sse():
+                            text = self._feed(state, event.event, event.data, number)
+                            if text:
+                                sent_text = True
+                                yield TextDelta(text)
+                            if state.done:
+                                break
+                            if deadline is not None:
+                                self._remaining(deadline, number)
+                except httpx.TransportError as exc:
+                    last_error = self._stream_transport_error(exc, number, sent_text)
+                    raise last_error from exc
+                except SSEError as exc:
+                    last_error = self._bad_stream(number, str(exc))
+                    raise last_error from None
+                except LMError as exc:
+                    last_error = exc
+                    raise
+                if not state.done and state.finish_reason is None:
+                    last_error = self._interrupted(number, "the stream ended before its end event")
+                    raise last_error
+                yield state.completion()
+                return
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    # -- answers and errors ------------------------------------------------------------------
+
+    def _completion(self, response: httpx.Response, attempt: int) -> Completion:
+        """A 2xx response as a completion; anything else as the fitting :class:`LMError`."""
+        from .providers import WireFormatError
+
+        if not 200 <= response.status_code < 300:
+            raise self._http_error(response, attempt)
         try:
             data = response.json()
         except ValueError:
-            raise bad("the body is not JSON") from None
-        if not isinstance(data, dict):
-            raise bad("the body is not a JSON object")
-        choices = data.get("choices")
-        if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
-            raise bad("it has no 'choices'")
-        message = choices[0].get("message")
-        if not isinstance(message, dict):
-            raise bad("choices[0] has no 'message'")
-        content = message.get("content")
-        if content is None:  # e.g. a refusal or a tool call: no text
-            content = ""
-        if not isinstance(content, str):
-            raise bad("choices[0].message.content is not a string")
-        finish_reason = choices[0].get("finish_reason")
-        usage = data.get("usage")
-        if not isinstance(usage, dict):
-            usage = {}
-        model = data.get("model")
-        return Completion(
-            text=content,
-            usage=Usage(_int(usage.get("prompt_tokens")), _int(usage.get("completion_tokens"))),
-            model=model if isinstance(model, str) else self.model_name,
-            finish_reason=finish_reason if isinstance(finish_reason, str) else None,
+            raise self._bad_response(response, attempt, "the body is not JSON") from None
+        try:
+            return self.wire_format.completion(data, self.model_name)
+        except WireFormatError as exc:
+            raise self._bad_response(response, attempt, str(exc)) from None
+
+    def _feed(self, state: StreamState, event: str, data: str, attempt: int) -> str:
+        from .providers import WireFormatError
+
+        try:
+            return self.wire_format.feed(state, event, data)
+        except WireFormatError as exc:
+            raise self._bad_stream(attempt, str(exc)) from None
+        except LMError as exc:
+            exc.args = (self._redact(f"{self.model}: {exc}{_tries(attempt)}"),)
+            exc.attempts = attempt
+            raise
+
+    def _http_error(self, response: httpx.Response, attempt: int) -> LMError:
+        status = response.status_code
+        try:
+            data: Any = response.json()
+        except ValueError:
+            data = None
+        detail = self.wire_format.error_message(data) or response.text.strip()[:500]
+        message = f"{self.model}: HTTP {status} from {self.url}{_tries(attempt)}"
+        if detail:
+            message += f": {detail}"
+        cls = self.wire_format.error_class(status, data, detail)
+        retry_after = None
+        if status == 429 or status >= 500:
+            retry_after = self.wire_format.retry_after(response.headers, data)
+        return cls(
+            self._redact(message),
+            status=status,
+            attempts=attempt,
+            body=self._redact(response.text[:_MAX_ERROR_BODY]),
+            retry_after=retry_after,
+            provider=self.provider,
+        )
+
+    def _bad_response(self, response: httpx.Response, attempt: int, problem: str) -> LMError:
+        return BadResponseError(
+            self._redact(
+                f"{self.model}: HTTP {response.status_code} from {self.url} is not a "
+                f"{self.wire_format.name} completion{_tries(attempt)}: {problem}"
+            ),
+            status=response.status_code,
+            attempts=attempt,
+            body=self._redact(response.text[:_MAX_ERROR_BODY]),
+            provider=self.provider,
+        )
+
+    def _bad_stream(self, attempt: int, problem: str) -> LMError:
+        return BadResponseError(
+            self._redact(
+                f"{self.model}: the stream from {self.stream_url} is not a "
+                f"{self.wire_format.name} stream{_tries(attempt)}: {problem}"
+            ),
+            attempts=attempt,
+            provider=self.provider,
+        )
+
+    def _interrupted(self, attempt: int, problem: str) -> LMError:
+        return StreamInterruptedError(
+            self._redact(f"{self.model}: {problem} ({self.stream_url}){_tries(attempt)}"),
+            attempts=attempt,
+            provider=self.provider,
+        )
+
+    def _stream_transport_error(
+        self, exc: httpx.TransportError, attempt: int, sent_text: bool
+    ) -> LMError:
+        import httpx
+
+        if sent_text and not isinstance(exc, httpx.TimeoutException):
+            return self._interrupted(
+                attempt, f"the stream broke off: {type(exc).__name__}: {exc}"
+            )
+        return self._transport_error(exc, attempt)
+
+    def _transport_error(self, exc: httpx.TransportError, attempt: int) -> LMError:
+        """The error for a request that got no (complete) response."""
+        import httpx
+
+        if isinstance(exc, httpx.UnsupportedProtocol):
+            raise ConfigurationError(
+                f"{self.model}: unusable base_url {self.base_url!r}"
+            ) from None
+        if isinstance(exc, httpx.TimeoutException):
+            limit = self.timeout.connect if isinstance(exc, httpx.ConnectTimeout) else self.timeout.read
+            what = "timed out" + (f" (timeout {limit:g} s)" if limit else "")
+            return LMTimeoutError(
+                self._redact(f"{self.model}: request to {self.url} {what}{_tries(attempt)}"),
+                attempts=attempt,
+                provider=self.provider,
+            )
+        return LMConnectionError(
+            self._redact(
+                f"{self.model}: could not reach {self.url}{_tries(attempt)}: "
+                f"{type(exc).__name__}: {exc}"
+            ),
+            attempts=attempt,
+            provider=self.provider,
         )
 
     def _redact(self, text: str) -> str:
@@ -630,58 +879,118 @@ class LM(BaseLM):
         return text
 
 
+def _is_retryable(error: BaseException) -> bool:
+    return isinstance(error, LMError) and error.retryable
+
+
 def _tries(attempt: int) -> str:
     return f" (after {attempt} attempts)" if attempt > 1 else ""
 
 
-def _int(value: object) -> int:
-    return value if isinstance(value, int) and not isinstance(value, bool) else 0
+# ------------------------------------------------------------------------------------------
+# Fallback chains
+# ------------------------------------------------------------------------------------------
+
+#: failures after which a fallback chain moves on to its next LM
+DEFAULT_FALLBACK_ON: tuple[type[LMError], ...] = (
+    RateLimitError,
+    ServerError,
+    LMTimeoutError,
+    BadResponseError,
+    StreamInterruptedError,
+    CircuitOpenError,
+    ContextLengthError,
+)
 
 
-def _server_message(response: httpx.Response) -> str:
-    """The error message a server put in its body (OpenAI style and common variants)."""
-    try:
-        data = response.json()
-    except ValueError:
-        return response.text.strip()[:500]
-    if isinstance(data, dict):
-        error = data.get("error", data)
-        if isinstance(error, dict):
-            for field in ("message", "detail", "error"):
-                if isinstance(error.get(field), str):
-                    return str(error[field])
-        elif isinstance(error, str):
-            return error
-    return response.text.strip()[:500]
+class FallbackLM(BaseLM):
+    """Asks each LM in turn until one answers: ``LM.fallback(primary, secondary, ...)``.
 
+    An LM's failure moves the call to the next LM when it is one of ``on`` (by default
+    :data:`DEFAULT_FALLBACK_ON`: rate limits, server errors, timeouts and lost
+    connections, malformed answers, broken streams, an open circuit, and a prompt too
+    long for the model's context); any other error (a bad request, a refused key) is
+    raised at once. When every LM fails, the last LM's error is raised. Each LM keeps
+    its own retries, cache, usage and history entries; the chain adds none of its own.
 
-def _parse_retry_after(headers: httpx.Headers) -> float | None:
-    """Seconds the server asks us to wait: ``retry-after-ms``, or ``Retry-After`` as
-    seconds or an HTTP date. ``None`` when absent or unreadable."""
-    milliseconds = _seconds(headers.get("retry-after-ms"))
-    if milliseconds is not None:
-        return milliseconds / 1000.0
-    value = headers.get("retry-after")
-    if value is None:
-        return None
-    seconds = _seconds(value)
-    if seconds is not None:
-        return seconds
-    from email.utils import parsedate_to_datetime
+    A stream that fails before its first delta moves on silently; one that fails
+    after yields a :class:`StreamRestart` first.
+    """
 
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, when.timestamp() - time.time())
+    def __init__(
+        self, *lms: BaseLM, on: tuple[type[BaseException], ...] = DEFAULT_FALLBACK_ON
+    ) -> None:
+        if len(lms) < 2:
+            raise ValueError("a fallback chain needs at least two LMs")
+        super().__init__("fallback(" + ", ".join(lm.model for lm in lms) + ")", cache=False)
+        self.lms = lms
+        self.on = on
 
+    def __repr__(self) -> str:
+        return f"LM.fallback({', '.join(repr(lm) for lm in self.lms)})"
 
-def _seconds(text: str | None) -> float | None:
-    """``text`` as a non-negative, finite number, else ``None``."""
-    if text is None:
-        return None
-    try:
-        value = float(text)
-    except ValueError:
-        return None
-    return max(0.0, value) if math.isfinite(value) else None
+    def cache_identity(self) -> dict[str, Any]:
+        return {"fallback": [lm.cache_identity() for lm in self.lms]}
+
+    @property
+    def usage(self) -> Usage:
+        total = Usage()
+        for lm in self.lms:
+            total = total + lm.usage
+        return total
+
+    def complete(self, request: LMRequest) -> Completion:
+        for lm in self.lms[:-1]:
+            try:
+                return lm.complete(request)
+            except self.on:
+                continue
+        return self.lms[-1].complete(request)
+
+    async def acomplete(self, request: LMRequest) -> Completion:
+        for lm in self.lms[:-1]:
+            try:
+                return await lm.acomplete(request)
+            except self.on:
+                continue
+        return await self.lms[-1].acomplete(request)
+
+    def stream(self, request: LMRequest) -> Iterator[StreamEvent]:
+        sent_text = False
+        for index, lm in enumerate(self.lms):
+            last = index == len(self.lms) - 1
+            try:
+                for event in lm.stream(request):
+                    if isinstance(event, TextDelta):
+                        sent_text = True
+                    yield event
+                return
+            except self.on as exc:
+                if last:
+                    raise
+                if sent_text:
+                    yield StreamRestart(1, exc if isinstance(exc, Exception) else Exception(exc))
+                    sent_text = False
+
+    async def astream(self, request: LMRequest) -> AsyncIterator[StreamEvent]:
+        sent_text = False
+        for index, lm in enumerate(self.lms):
+            last = index == len(self.lms) - 1
+            try:
+                async for event in lm.astream(request):
+                    if isinstance(event, TextDelta):
+                        sent_text = True
+                    yield event
+                return
+            except self.on as exc:
+                if last:
+                    raise
+                if sent_text:
+                    yield StreamRestart(1, exc if isinstance(exc, Exception) else Exception(exc))
+                    sent_text = False
+
+    def _send(self, request: LMRequest) -> Completion:
+        return self.complete(request)
+
+    async def _asend(self, request: LMRequest) -> Completion:
+        return await self.acomplete(request)
