@@ -14,7 +14,9 @@ from .errors import (
     AuthenticationError,
     BadRequestError,
     BadResponseError,
+    CircuitOpenError,
     ConfigurationError,
+    ContextLengthError,
     GeneratedCodeVersionError,
     LMConnectionError,
     LMError,
@@ -24,11 +26,13 @@ from .errors import (
     ServerError,
     SigforgeError,
     StateError,
+    StreamInterruptedError,
+    TruncatedOutputError,
 )
 from .history import HistoryEntry, inspect_history
 from .image import Image
-from .lm import LM, BaseLM
-from .messages import Completion, LMRequest, Message, Usage
+from .lm import LM, BaseLM, FallbackLM, Timeout
+from .messages import Completion, LMRequest, Message, StreamEvent, StreamRestart, TextDelta, Usage
 from .predictors import ChainOfThought, Demo, Predict
 from .settings import configure, context
 from .signature import AdapterPrompts, FieldSpec, Signature
@@ -45,9 +49,12 @@ __all__ = [
     "Cache",
     "ChainOfThought",
     "ChatAdapter",
+    "CircuitOpenError",
     "Completion",
     "ConfigurationError",
+    "ContextLengthError",
     "Demo",
+    "FallbackLM",
     "FieldSpec",
     "GeneratedCodeVersionError",
     "HistoryEntry",
@@ -65,7 +72,13 @@ __all__ = [
     "SigforgeError",
     "Signature",
     "StateError",
+    "StreamEvent",
+    "StreamInterruptedError",
+    "StreamRestart",
+    "TextDelta",
+    "Timeout",
     "ToolSpec",
+    "TruncatedOutputError",
     "Usage",
     "__version__",
     "check_generated_version",

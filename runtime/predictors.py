@@ -14,15 +14,15 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
-from typing import Annotated, Any, ClassVar, Generic, TypeVar, cast
+from typing import Annotated, Any, ClassVar, Generic, Literal, TypeVar, cast, overload
 
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from ._version import __version__
 from .adapters import ADAPTERS, Adapter, adapter_for
-from .errors import OutputParseError, StateError
+from .errors import OutputParseError, SigforgeError, StateError, TruncatedOutputError
 from .lm import BaseLM
-from .messages import LMRequest, Message
+from .messages import Completion, LMRequest, Message
 from .settings import current_adapter, current_lm
 from .signature import AdapterPrompts, Signature
 
@@ -190,11 +190,11 @@ class Predict(Generic[InT, OutT]):
         adapter = self._resolve_adapter()
         completion = lm.complete(self._request(inputs, adapter))
         try:
-            return cast(OutT, adapter.parse(self.signature, completion.text))
+            return self._outputs(adapter, completion)
         except OutputParseError as exc:
             fallback = self._fallback(adapter, exc)
             completion = lm.complete(self._request(inputs, fallback))
-            return cast(OutT, fallback.parse(self.signature, completion.text))
+            return self._outputs(fallback, completion)
 
     async def arun(self, inputs: InT) -> OutT:
         """Async :meth:`run`."""
@@ -202,11 +202,121 @@ class Predict(Generic[InT, OutT]):
         adapter = self._resolve_adapter()
         completion = await lm.acomplete(self._request(inputs, adapter))
         try:
-            return cast(OutT, adapter.parse(self.signature, completion.text))
+            return self._outputs(adapter, completion)
         except OutputParseError as exc:
             fallback = self._fallback(adapter, exc)
             completion = await lm.acomplete(self._request(inputs, fallback))
-            return cast(OutT, fallback.parse(self.signature, completion.text))
+            return self._outputs(fallback, completion)
+
+    def _outputs(self, adapter: Adapter, completion: Completion) -> OutT:
+        """The typed outputs of a whole reply; a reply cut off by the token limit is an error."""
+        if completion.finish_reason == "length":
+            raise TruncatedOutputError(
+                f"{self.signature.name}: the LM reply was cut off by the token limit "
+                f"(finish_reason 'length') and is not a complete answer; raise the LM's "
+                f"max_tokens or shorten the prompt",
+                field=None,
+                expected=adapter.expected_structure(
+                    [spec.name for spec in self.signature.output_fields]
+                ),
+                raw=completion.text,
+            )
+        return cast(OutT, adapter.parse(self.signature, completion.text))
+
+    # ------------------------------------------------------------ many calls
+    @overload
+    def batch(
+        self,
+        inputs: Iterable[InT | Mapping[str, Any]],
+        *,
+        concurrency: int = 8,
+        return_exceptions: Literal[True] = True,
+        progress: bool | None = None,
+    ) -> list[OutT | SigforgeError]: ...
+
+    @overload
+    def batch(
+        self,
+        inputs: Iterable[InT | Mapping[str, Any]],
+        *,
+        concurrency: int = 8,
+        return_exceptions: Literal[False],
+        progress: bool | None = None,
+    ) -> list[OutT]: ...
+
+    def batch(
+        self,
+        inputs: Iterable[InT | Mapping[str, Any]],
+        *,
+        concurrency: int = 8,
+        return_exceptions: bool = True,
+        progress: bool | None = None,
+    ) -> list[OutT | SigforgeError] | list[OutT]:
+        """Predict for every inputs model with up to ``concurrency`` threads, in input order.
+
+        With ``return_exceptions=True`` (the default) each item is its outputs or the
+        :class:`SigforgeError` its prediction ended with; with ``False`` the first error
+        is raised and no further items start. Mappings are validated as inputs first.
+        ``progress`` shows a progress bar (default: when stderr is a terminal). See
+        :mod:`sigforge.runtime.batch`.
+        """
+        from .batch import run_batch
+
+        items = [self._as_inputs(item) for item in inputs]
+        return run_batch(
+            self.run,
+            items,
+            concurrency=concurrency,
+            return_exceptions=return_exceptions,
+            progress=progress,
+            description=self.signature.name,
+        )
+
+    @overload
+    async def abatch(
+        self,
+        inputs: Iterable[InT | Mapping[str, Any]],
+        *,
+        concurrency: int = 16,
+        return_exceptions: Literal[True] = True,
+        progress: bool | None = None,
+    ) -> list[OutT | SigforgeError]: ...
+
+    @overload
+    async def abatch(
+        self,
+        inputs: Iterable[InT | Mapping[str, Any]],
+        *,
+        concurrency: int = 16,
+        return_exceptions: Literal[False],
+        progress: bool | None = None,
+    ) -> list[OutT]: ...
+
+    async def abatch(
+        self,
+        inputs: Iterable[InT | Mapping[str, Any]],
+        *,
+        concurrency: int = 16,
+        return_exceptions: bool = True,
+        progress: bool | None = None,
+    ) -> list[OutT | SigforgeError] | list[OutT]:
+        """Async :meth:`batch`: up to ``concurrency`` predictions in flight on this event loop."""
+        from .batch import arun_batch
+
+        items = [self._as_inputs(item) for item in inputs]
+        return await arun_batch(
+            self.arun,
+            items,
+            concurrency=concurrency,
+            return_exceptions=return_exceptions,
+            progress=progress,
+            description=self.signature.name,
+        )
+
+    def _as_inputs(self, item: InT | Mapping[str, Any]) -> InT:
+        if isinstance(item, BaseModel):
+            return item
+        return cast(InT, self.signature.inputs.model_validate(item))
 
     @staticmethod
     def _fallback(adapter: Adapter, exc: OutputParseError) -> Adapter:
