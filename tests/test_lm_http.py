@@ -26,7 +26,7 @@ from sigforge.runtime.errors import (
     ServerError,
 )
 from sigforge.runtime.history import inspect_history, last
-from sigforge.runtime.lm import LM
+from sigforge.runtime.lm import LM, FallbackLM, Timeout
 from sigforge.runtime.messages import Completion, LMRequest, Message, Usage
 from sigforge.testing import OpenAICompatServer, RecordedRequest, Reply
 
@@ -467,3 +467,53 @@ def test_api_key_never_leaks(cache_dir: Path) -> None:
     assert any(path.name == "cache.sqlite" for path in files)
     for path in files:  # the database and its WAL files
         assert PLANTED_KEY.encode() not in path.read_bytes()
+
+
+# -- total timeout and fallback chains ----------------------------------------------------
+
+
+def test_total_timeout_bounds_the_whole_call_across_retries() -> None:
+    slow = Reply(content="late", delay=0.4)
+    with OpenAICompatServer([slow, slow, slow, slow]) as server:
+        lm = make_lm(server, timeout=Timeout(connect=5, read=5, total=0.3), max_retries=3)
+        with pytest.raises(LMTimeoutError) as caught:
+            lm.complete(ask())
+        assert caught.value.attempts == 1
+        assert len(server.requests) == 1  # no retry starts past the deadline
+
+
+def test_total_timeout_bounds_async_calls_too() -> None:
+    with OpenAICompatServer([Reply(content="late", delay=0.4)] * 3) as server:
+        lm = make_lm(server, timeout=Timeout(total=0.2))
+        with pytest.raises(LMTimeoutError, match="total timeout"):
+            run_async(lm, ask())
+
+
+def test_fallback_moves_on_after_retryable_failures_only() -> None:
+    with (
+        OpenAICompatServer(default=Reply(status=503)) as down,
+        OpenAICompatServer(["from the backup", Reply(status=400)]) as backup,
+    ):
+        chain = LM.fallback(make_lm(down, max_retries=1), make_lm(backup, max_retries=0))
+        assert isinstance(chain, FallbackLM)
+        assert chain.complete(ask()).text == "from the backup"
+        assert len(down.requests) == 2  # the primary's own retries ran first
+        # A bad request is the caller's mistake: no point asking the next LM.
+        with OpenAICompatServer([Reply(status=400, error_message="bad field")]) as picky:
+            chain2 = LM.fallback(make_lm(picky), make_lm(backup))
+            with pytest.raises(BadRequestError, match="bad field"):
+                chain2.complete(ask())
+            assert len(backup.requests) == 1
+    assert "fallback(" in chain.model
+
+
+def test_fallback_raises_the_last_error_when_every_lm_fails() -> None:
+    with (
+        OpenAICompatServer(default=Reply(status=500)) as one,
+        OpenAICompatServer(default=Reply(status=429, headers={"Retry-After": "0"})) as two,
+    ):
+        chain = LM.fallback(make_lm(one, max_retries=0), make_lm(two, max_retries=0))
+        with pytest.raises(RateLimitError):
+            chain.complete(ask())
+        with pytest.raises(RateLimitError):
+            asyncio.run(chain.acomplete(ask()))
