@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 
 class SigforgeError(Exception):
     """Base class of all sigforge errors."""
@@ -35,8 +37,10 @@ class LMError(SigforgeError):
         body: str = "",
         retry_after: float | None = None,
         provider: str = "",
+        retryable: bool | None = None,
     ) -> None:
         super().__init__(message)
+        self._retryable = retryable
         self.status = status
         self.attempts = attempts
         self.body = body
@@ -46,34 +50,35 @@ class LMError(SigforgeError):
         #: which provider answered ("openai", "anthropic", "gemini", ...)
         self.provider = provider
 
+    #: whether errors of this class are worth another attempt by default
+    RETRYABLE: ClassVar[bool] = False
+
     @property
     def retryable(self) -> bool:
-        """Whether another attempt could succeed (rate limits, 5xx, timeouts, broken streams)."""
-        return False
+        """Whether another attempt could succeed (rate limits, 5xx, timeouts, broken streams).
+
+        The class decides, unless the error was raised with ``retryable=`` (e.g. a timeout
+        of the whole call is final although timeouts usually are not).
+        """
+        return type(self).RETRYABLE if self._retryable is None else self._retryable
 
 
 class RateLimitError(LMError):
     """HTTP 429 (Anthropic: also 529 overloaded is a :class:`ServerError`) after all retries."""
 
-    @property
-    def retryable(self) -> bool:
-        return True
+    RETRYABLE = True
 
 
 class ServerError(LMError):
     """HTTP 5xx after all retries."""
 
-    @property
-    def retryable(self) -> bool:
-        return True
+    RETRYABLE = True
 
 
 class LMTimeoutError(LMError):
     """The request timed out (or the connection failed) after all retries."""
 
-    @property
-    def retryable(self) -> bool:
-        return True
+    RETRYABLE = True
 
 
 class LMConnectionError(LMTimeoutError):
@@ -95,17 +100,13 @@ class AuthenticationError(LMError):
 class BadResponseError(LMError):
     """The server answered 2xx with a body that is not a chat completion."""
 
-    @property
-    def retryable(self) -> bool:
-        return True
+    RETRYABLE = True
 
 
 class StreamInterruptedError(LMError):
     """A streamed answer broke off before its end (connection lost, bad event)."""
 
-    @property
-    def retryable(self) -> bool:
-        return True
+    RETRYABLE = True
 
 
 class CircuitOpenError(LMError):

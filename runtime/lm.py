@@ -249,6 +249,8 @@ class BaseLM(abc.ABC):
 
 #: how much of an error body is kept in exceptions
 _MAX_ERROR_BODY = 2000
+#: a timeout this close to the call's deadline is taken as the deadline's (seconds)
+_DEADLINE_SLACK = 0.01
 
 
 @dataclass(frozen=True, slots=True)
@@ -610,6 +612,7 @@ class LM(BaseLM):
             f"{self.timeout.total:g} s{_tries(attempt)}",
             attempts=attempt,
             provider=self.provider,
+            retryable=False,
         )
 
     # -- one request ---------------------------------------------------------------------------
@@ -626,7 +629,7 @@ class LM(BaseLM):
                 try:
                     response = client.post(self.url, json=body, **self._timeouts(deadline, number))
                 except httpx.TransportError as exc:
-                    raise self._transport_error(exc, number) from exc
+                    raise self._transport_error(exc, number, deadline) from exc
                 return self._completion(response, number)
         raise AssertionError("unreachable")  # pragma: no cover
 
@@ -651,7 +654,7 @@ class LM(BaseLM):
                 except TimeoutError:
                     raise self._total_timeout(number) from None
                 except httpx.TransportError as exc:
-                    raise self._transport_error(exc, number) from exc
+                    raise self._transport_error(exc, number, deadline) from exc
                 return self._completion(response, number)
         raise AssertionError("unreachable")  # pragma: no cover
 
@@ -690,7 +693,7 @@ class LM(BaseLM):
                             if deadline is not None:
                                 self._remaining(deadline, number)
                 except httpx.TransportError as exc:
-                    last_error = self._stream_transport_error(exc, number, sent_text)
+                    last_error = self._stream_transport_error(exc, number, sent_text, deadline)
                     raise last_error from exc
                 except SSEError as exc:
                     last_error = self._bad_stream(number, str(exc))
@@ -740,7 +743,7 @@ class LM(BaseLM):
                             if deadline is not None:
                                 self._remaining(deadline, number)
                 except httpx.TransportError as exc:
-                    last_error = self._stream_transport_error(exc, number, sent_text)
+                    last_error = self._stream_transport_error(exc, number, sent_text, deadline)
                     raise last_error from exc
                 except SSEError as exc:
                     last_error = self._bad_stream(number, str(exc))
@@ -837,7 +840,7 @@ class LM(BaseLM):
         )
 
     def _stream_transport_error(
-        self, exc: httpx.TransportError, attempt: int, sent_text: bool
+        self, exc: httpx.TransportError, attempt: int, sent_text: bool, deadline: float | None
     ) -> LMError:
         import httpx
 
@@ -845,11 +848,20 @@ class LM(BaseLM):
             return self._interrupted(
                 attempt, f"the stream broke off: {type(exc).__name__}: {exc}"
             )
-        return self._transport_error(exc, attempt)
+        return self._transport_error(exc, attempt, deadline)
 
-    def _transport_error(self, exc: httpx.TransportError, attempt: int) -> LMError:
+    def _transport_error(
+        self, exc: httpx.TransportError, attempt: int, deadline: float | None
+    ) -> LMError:
         """The error for a request that got no (complete) response."""
         import httpx
+
+        if (
+            deadline is not None
+            and isinstance(exc, httpx.TimeoutException)
+            and time.monotonic() >= deadline - _DEADLINE_SLACK
+        ):
+            return self._total_timeout(attempt)  # the deadline cut it short: final
 
         if isinstance(exc, httpx.UnsupportedProtocol):
             raise ConfigurationError(
