@@ -1,12 +1,43 @@
-"""Test helpers for sigforge programs: a scripted OpenAI-compatible server and a scripted LM.
+"""Test helpers for sigforge programs: scripted provider servers, fault injection, a scripted LM.
 
-``OpenAICompatServer`` is a real HTTP server on 127.0.0.1 for end-to-end tests through
-:class:`~sigforge.runtime.lm.LM`; ``ScriptedLM`` answers in-process, for fast unit tests.
+Real HTTP servers on 127.0.0.1, each checking requests against one provider's documented
+wire format and answering exactly in it (JSON bodies and server-sent event streams):
+
+* :class:`OpenAICompatServer` -- OpenAI chat completions (``/v1/chat/completions``);
+* :class:`AnthropicServer` -- Anthropic Messages (``/v1/messages``);
+* :class:`GeminiServer` -- Gemini ``generateContent`` / ``streamGenerateContent``.
+
+All three take a script of :class:`Reply` items (or a responder callable), record every
+request (:class:`RecordedRequest`) and every wire-format violation
+(``server.violations``), measure their own CPU time (``server.stats()``), can be taken
+down and brought back up, and stop themselves after ``max_lifetime``.
+:class:`FaultInjector` is a responder that injects errors, stalls, garbage, truncation
+and dropped connections, deterministically per seed. ``ScriptedLM`` answers in-process,
+for fast unit tests. See docs/testing.md.
 """
 
 from __future__ import annotations
 
+from ._core import RecordedRequest, Reply, Responder, ScriptedServer, ServerStats
+from .anthropic import AnthropicServer, rate_limit_headers
+from .faults import FAULT_KINDS, FaultInjector, Injection
+from .gemini import GeminiServer
 from .scripted import ScriptedLM, ScriptExhaustedError
-from .server import OpenAICompatServer, RecordedRequest, Reply
+from .server import OpenAICompatServer
 
-__all__ = ["OpenAICompatServer", "RecordedRequest", "Reply", "ScriptExhaustedError", "ScriptedLM"]
+__all__ = [
+    "FAULT_KINDS",
+    "AnthropicServer",
+    "FaultInjector",
+    "GeminiServer",
+    "Injection",
+    "OpenAICompatServer",
+    "RecordedRequest",
+    "Reply",
+    "Responder",
+    "ScriptExhaustedError",
+    "ScriptedLM",
+    "ScriptedServer",
+    "ServerStats",
+    "rate_limit_headers",
+]

@@ -6,88 +6,271 @@
         lm = LM("openai/test", base_url=server.base_url, api_key="sk-test")
         ...
         assert server.requests[0].json["messages"][0]["role"] == "system"
+        assert server.violations == []
 
 The server runs in a daemon thread, answers ``POST /v1/chat/completions`` (and
 ``/chat/completions``) over HTTP/1.1 with keep-alive, records every request, and shuts
 itself down after ``max_lifetime`` seconds in case a test forgets to stop it.
+
+Requests are checked against OpenAI's documented chat-completions format: ``model`` and
+a non-empty ``messages`` list are required; each message has a known ``role``
+(``system``, ``developer``, ``user``, ``assistant``, ``tool``, ``function``), content as
+a string or a list of parts of the types that role may send (``text``, ``image_url``
+with an ``http(s)://`` or ``data:image/...;base64,`` URL, ``input_audio``, ``file``),
+and no unknown keys; the common parameters have their documented types and ranges
+(``temperature`` 0-2, ``top_p`` 0-1, ``max_tokens`` >= 1, ``stop`` up to 4 strings,
+``response_format`` of type ``text``/``json_object``/``json_schema`` with a named
+schema, ``stream_options`` only with ``stream``). Unknown top-level parameters are
+accepted, as OpenAI-compatible servers accept extensions; ``strict=True`` refuses them,
+as OpenAI itself does. Violations are recorded in ``server.violations`` and answered
+with HTTP 400 (``invalid_request_error``). No API key is required unless ``api_key`` is
+given (local OpenAI-compatible servers need none); then any other key gets HTTP 401.
+
+With ``"stream": true`` the answer is ``text/event-stream``: ``chat.completion.chunk``
+events as ``data: {...}`` lines -- the first delta carries the role, then one delta per
+piece of text (see :class:`Reply` for how the text is split, delayed and broken), then
+a chunk with ``finish_reason``, a usage chunk with ``choices: []`` when
+``stream_options.include_usage`` is true (the other chunks then carry ``"usage":
+null``), and ``data: [DONE]``. A mid-stream error is ``data: {"error": {...}}``.
+
+The machinery (lifecycle, script, outages, streams, accounting) is shared with the
+Anthropic and Gemini servers; see :mod:`sigforge.testing._core`.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
-import socket
-import threading
-import time
-from collections import deque
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
+from collections.abc import Iterable, Mapping
 from typing import Any
 
-__all__ = ["OpenAICompatServer", "RecordedRequest", "Reply", "Responder"]
+from ._checks import Field, Problems, check_fields
+from ._core import (
+    Answer,
+    Dialect,
+    Event,
+    Inspection,
+    RecordedRequest,
+    Reply,
+    Responder,
+    Route,
+    ScriptedServer,
+    ServerStats,
+)
+
+__all__ = [
+    "OpenAICompatServer",
+    "OpenAIDialect",
+    "RecordedRequest",
+    "Reply",
+    "Responder",
+    "ServerStats",
+]
 
 CHAT_PATHS = frozenset({"/v1/chat/completions", "/chat/completions"})
 
+_ROLES = ("system", "developer", "user", "assistant", "tool", "function")
+#: the content part types each role may send
+_PART_TYPES: dict[str, tuple[str, ...]] = {
+    "system": ("text",),
+    "developer": ("text",),
+    "user": ("text", "image_url", "input_audio", "file"),
+    "assistant": ("text", "refusal"),
+    "tool": ("text",),
+    "function": ("text",),
+}
+_MESSAGE_KEYS: dict[str, frozenset[str]] = {
+    "system": frozenset({"role", "content", "name"}),
+    "developer": frozenset({"role", "content", "name"}),
+    "user": frozenset({"role", "content", "name"}),
+    "assistant": frozenset(
+        {"role", "content", "name", "tool_calls", "function_call", "refusal", "audio"}
+    ),
+    "tool": frozenset({"role", "content", "tool_call_id"}),
+    "function": frozenset({"role", "content", "name"}),
+}
 
-@dataclass(frozen=True)
-class Reply:
-    """One scripted answer.
-
-    By default a successful chat completion whose message content is ``content``
-    (``None`` sends a JSON ``null`` content). With a non-2xx ``status`` the body is an
-    OpenAI-style error object carrying ``error_message``. ``body`` replaces the whole
-    body: ``str``/``bytes`` are sent as they are, anything else as JSON. ``delay``
-    seconds pass before the answer is sent (to test latency and timeouts).
-    """
-
-    content: str | None = ""
-    status: int = 200
-    headers: Mapping[str, str] = field(default_factory=dict)
-    body: str | bytes | dict[str, Any] | list[Any] | None = None
-    delay: float = 0.0
-    finish_reason: str = "stop"
-    error_message: str | None = None
-
-
-@dataclass(frozen=True)
-class RecordedRequest:
-    """A request as the server received it."""
-
-    method: str
-    path: str
-    #: header names in lower case
-    headers: dict[str, str]
-    #: the parsed JSON body (``None`` if it was not JSON)
-    json: Any
-    #: the raw body
-    body: bytes
-    #: which TCP connection carried it (numbered from 1 in order of acceptance)
-    connection: int
-
-    @property
-    def messages(self) -> list[dict[str, Any]]:
-        """The chat messages of the request (empty if there are none)."""
-        if isinstance(self.json, dict) and isinstance(self.json.get("messages"), list):
-            return list(self.json["messages"])
-        return []
+_PARAMS: dict[str, Field] = {
+    "model": Field("str"),
+    "messages": Field("list"),
+    "temperature": Field("number", 0, 2),
+    "top_p": Field("number", 0, 1),
+    "max_tokens": Field("int", 1),
+    "max_completion_tokens": Field("int", 1),
+    "n": Field("int", 1, 128),
+    "stream": Field("bool"),
+    "stream_options": Field("object"),
+    "stop": Field("any"),
+    "seed": Field("int"),
+    "presence_penalty": Field("number", -2, 2),
+    "frequency_penalty": Field("number", -2, 2),
+    "logprobs": Field("bool"),
+    "top_logprobs": Field("int", 0, 20),
+    "logit_bias": Field("object"),
+    "response_format": Field("object"),
+    "tools": Field("list"),
+    "tool_choice": Field("any"),
+    "parallel_tool_calls": Field("bool"),
+    "functions": Field("list"),
+    "function_call": Field("any"),
+    "user": Field("str"),
+    "metadata": Field("object"),
+    "store": Field("bool"),
+    "reasoning_effort": Field("str"),
+    "service_tier": Field("str"),
+    "modalities": Field("str_list"),
+    "audio": Field("object"),
+    "prediction": Field("object"),
+    "web_search_options": Field("object"),
+    "verbosity": Field("str"),
+    "prompt_cache_key": Field("str"),
+    "safety_identifier": Field("str"),
+}
 
 
-#: computes the reply to a request from the request itself
-Responder = Callable[[RecordedRequest], "str | Reply"]
+class OpenAIDialect(Dialect):
+    """OpenAI's chat-completions format (see the module docstring)."""
+
+    name = "openai"
+    base_path = "/v1"
+
+    def __init__(self, *, api_key: str | None = None, strict: bool = False) -> None:
+        super().__init__(api_key=api_key)
+        #: refuse unknown top-level parameters, as OpenAI does
+        self.strict = strict
+
+    def route(self, method: str, path: str, query: Mapping[str, str]) -> Route | None:
+        if method == "POST" and path in CHAT_PATHS:
+            return Route("chat.completions")
+        return None
+
+    # -- checking ---------------------------------------------------------------------------
+
+    def inspect(
+        self, route: Route, headers: Mapping[str, str], query: Mapping[str, str], body: Any
+    ) -> Inspection:
+        problems = Problems()
+        self._check_key(headers, problems)
+        data = self.json_object(headers, body, problems)
+        if data is None:
+            return Inspection(problems)
+        unknown = "{name}: unrecognized request argument" if self.strict else None
+        check_fields(problems, data, _PARAMS, unknown=unknown)
+        model = data.get("model")
+        if "model" not in data:
+            problems.add("model: required")
+        elif isinstance(model, str) and not model:
+            problems.add("model: must not be empty")
+        messages = data.get("messages")
+        texts: list[str] = []
+        if "messages" not in data:
+            problems.add("messages: required")
+        elif isinstance(messages, list):
+            if not messages:
+                problems.add("messages: must hold at least one message")
+            for index, message in enumerate(messages):
+                _check_message(problems, message, f"messages[{index}]", texts)
+        stream = data.get("stream") is True
+        _check_options(problems, data, stream)
+        return Inspection(
+            problems, stream=stream, model=model if isinstance(model, str) else None, texts=texts
+        )
+
+    def _check_key(self, headers: Mapping[str, str], problems: Problems) -> None:
+        authorization = headers.get("authorization")
+        if authorization is not None and not authorization.startswith("Bearer "):
+            problems.add("authorization: expected 'Bearer <API key>'", status=401)
+        elif self.api_key is not None:
+            if authorization is None:
+                problems.add(
+                    "You didn't provide an API key (authorization: Bearer <key>)",
+                    status=401,
+                    violation=False,
+                )
+            elif authorization != f"Bearer {self.api_key}":
+                problems.add("Incorrect API key provided", status=401, violation=False)
+
+    # -- answering ---------------------------------------------------------------------------
+
+    def completion(self, answer: Answer) -> dict[str, Any]:
+        reply = answer.reply
+        return {
+            "id": f"chatcmpl-{answer.id}",
+            "object": "chat.completion",
+            "created": answer.created,
+            "model": answer.model,
+            "choices": [
+                {
+                    "index": 0,
+                    "message": {"role": "assistant", "content": reply.content},
+                    "finish_reason": reply.finish_reason,
+                }
+            ],
+            "usage": _usage(answer),
+        }
+
+    def stream_head(self, answer: Answer) -> list[Event]:
+        return [self._chunk(answer, {"role": "assistant", "content": ""})]
+
+    def stream_piece(self, answer: Answer, piece: str, index: int) -> Event:
+        return self._chunk(answer, {"content": piece})
+
+    def stream_tail(self, answer: Answer) -> list[Event]:
+        events = [self._chunk(answer, {}, answer.reply.finish_reason)]
+        if _include_usage(answer.request):
+            usage = self._chunk(answer, {})
+            data = json.loads(usage.data)
+            data["choices"] = []
+            data["usage"] = _usage(answer)
+            events.append(Event(json.dumps(data, separators=(",", ":"))))
+        events.append(Event("[DONE]"))
+        return events
+
+    def _chunk(
+        self, answer: Answer, delta: dict[str, Any], finish_reason: str | None = None
+    ) -> Event:
+        chunk: dict[str, Any] = {
+            "id": f"chatcmpl-{answer.id}",
+            "object": "chat.completion.chunk",
+            "created": answer.created,
+            "model": answer.model,
+            "system_fingerprint": None,
+            "choices": [
+                {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}
+            ],
+        }
+        if _include_usage(answer.request):
+            chunk["usage"] = None
+        return Event(json.dumps(chunk, separators=(",", ":")))
+
+    def error_type(self, status: int) -> str:
+        if status == 429:
+            return "rate_limit_exceeded"
+        if status in (401, 403):
+            return "authentication_error"
+        if status >= 500:
+            return "server_error"
+        return "invalid_request_error"
+
+    def error_body(
+        self, status: int, message: str, error_type: str, retry_after: float | None
+    ) -> dict[str, Any]:
+        return {"error": {"message": message, "type": error_type, "param": None, "code": None}}
 
 
-class OpenAICompatServer:
+class OpenAICompatServer(ScriptedServer):
     """A scripted chat-completions server on ``127.0.0.1`` (ephemeral port).
 
     ``replies`` is either a sequence consumed in order (``str`` items are the content of
     successful completions, :class:`Reply` items anything else) or a responder callable
     that computes each reply from the :class:`RecordedRequest`. Once a sequence is used
     up, ``default`` answers (by default: HTTP 500 saying the script ran out).
+    ``api_key``: the only key accepted (default: any key or none). ``strict``: refuse
+    unknown top-level parameters. ``base_url`` is ``http://127.0.0.1:PORT/v1``.
 
     Start and stop it with ``with``, or with :meth:`start` / :meth:`stop`.
     """
+
+    dialect: OpenAIDialect
 
     def __init__(
         self,
@@ -95,341 +278,171 @@ class OpenAICompatServer:
         *,
         default: str | Reply | None = None,
         max_lifetime: float | None = 120.0,
+        api_key: str | None = None,
+        strict: bool = False,
     ) -> None:
-        self._responder: Responder | None = None
-        self._script: deque[str | Reply] = deque()
-        if callable(replies):
-            self._responder = replies
+        super().__init__(
+            replies,
+            dialect=OpenAIDialect(api_key=api_key, strict=strict),
+            default=default,
+            max_lifetime=max_lifetime,
+        )
+
+
+# -- checks of the parts ------------------------------------------------------------------------
+
+
+def _check_message(problems: Problems, message: Any, where: str, texts: list[str]) -> None:
+    if not isinstance(message, dict):
+        problems.add(f"{where}: expected an object")
+        return
+    role = message.get("role")
+    if role not in _ROLES:
+        if "role" not in message:
+            problems.add(f"{where}.role: required")
         else:
-            self._script.extend(replies)
-        self._scripted_count = len(self._script)
-        self.default = default
-        self.max_lifetime = max_lifetime
-        self._lock = threading.Lock()
-        self._requests: list[RecordedRequest] = []
-        self._errors: list[BaseException] = []
-        self._connections = 0
-        self._open_sockets: set[socket.socket] = set()
-        self._httpd: _HTTPServer | None = None
-        self._thread: threading.Thread | None = None
-        self._timer: threading.Timer | None = None
-        self._stopped = threading.Event()  # set as soon as stopping begins
-        self._closed = threading.Event()  # set once the port is closed
-        self._started = False
+            problems.add(f"{where}.role: {role!r} is not one of {', '.join(_ROLES)}")
+        return
+    for key in message:
+        if key not in _MESSAGE_KEYS[role]:
+            problems.add(f"{where}: unexpected key {key!r} in a {role} message")
+    if role == "tool" and not isinstance(message.get("tool_call_id"), str):
+        problems.add(f"{where}.tool_call_id: required (a string) in a tool message")
+    if "name" in message and not isinstance(message["name"], str):
+        problems.add(f"{where}.name: expected a string")
+    content = message.get("content")
+    if content is None:
+        calls = message.get("tool_calls") or message.get("function_call")
+        if role != "assistant" or not calls:
+            problems.add(f"{where}.content: required (null only beside tool_calls)")
+        return
+    if isinstance(content, str):
+        texts.append(content)
+        return
+    if not isinstance(content, list):
+        problems.add(f"{where}.content: expected a string or a list of content parts")
+        return
+    if not content:
+        problems.add(f"{where}.content: the list of content parts must not be empty")
+    pieces: list[str] = []
+    for index, part in enumerate(content):
+        _check_part(problems, part, f"{where}.content[{index}]", _PART_TYPES[role], pieces)
+    texts.append("".join(pieces))
 
-    # -- lifecycle -----------------------------------------------------------------------
 
-    def start(self) -> OpenAICompatServer:
-        """Bind to 127.0.0.1 on a free port and serve in a daemon thread."""
-        with self._lock:
-            if self._started or self._stopped.is_set():
-                raise RuntimeError("this server was already started (or stopped); make a new one")
-            self._started = True
-            httpd = _HTTPServer(("127.0.0.1", 0), _Handler)
-            httpd.owner = self
-            self._httpd = httpd
-        self._thread = threading.Thread(
-            target=httpd.serve_forever,
-            kwargs={"poll_interval": 0.02},  # how quickly stop() takes effect
-            name=f"OpenAICompatServer:{self.port}",
-            daemon=True,
+def _check_part(
+    problems: Problems, part: Any, where: str, allowed: tuple[str, ...], texts: list[str]
+) -> None:
+    if not isinstance(part, dict):
+        problems.add(f"{where}: expected an object")
+        return
+    kind = part.get("type")
+    if kind not in allowed:
+        problems.add(f"{where}.type: {kind!r} is not allowed here (allowed: {', '.join(allowed)})")
+        return
+    for key in part:
+        if key not in ("type", kind):
+            problems.add(f"{where}: unexpected key {key!r} in a {kind} part")
+    value = part.get(kind)
+    if kind in ("text", "refusal"):
+        if not isinstance(value, str):
+            problems.add(f"{where}.{kind}: required (a string)")
+        else:
+            texts.append(value)
+        return
+    if not isinstance(value, dict):
+        problems.add(f"{where}.{kind}: required (an object)")
+        return
+    if kind == "image_url":
+        url = value.get("url")
+        if not isinstance(url, str):
+            problems.add(f"{where}.image_url.url: required (a string)")
+        elif not url.startswith(("http://", "https://", "data:image/")):
+            problems.add(f"{where}.image_url.url: expected an http(s) URL or a data:image/ URI")
+        elif url.startswith("data:") and ";base64," not in url:
+            problems.add(f"{where}.image_url.url: a data URI must be base64 (';base64,')")
+        check_fields(
+            problems,
+            value,
+            {"url": Field("str"), "detail": Field("str", choices=("auto", "low", "high"))},
+            f"{where}.image_url",
         )
-        self._thread.start()
-        if self.max_lifetime is not None:
-            # The safety net: stop even if the test never does.
-            self._timer = threading.Timer(self.max_lifetime, self.stop)
-            self._timer.daemon = True
-            self._timer.start()
-        return self
-
-    def stop(self) -> None:
-        """Stop serving and close every connection. Safe to call more than once."""
-        with self._lock:
-            if self._stopped.is_set() or self._httpd is None:
-                if self._httpd is None and not self._stopped.is_set():  # never started
-                    self._stopped.set()
-                    self._closed.set()
-                return
-            self._stopped.set()  # also cuts scripted delays short
-            httpd, self._httpd = self._httpd, None
-            sockets = list(self._open_sockets)
-        if self._timer is not None and self._timer is not threading.current_thread():
-            self._timer.cancel()
-        httpd.shutdown()
-        httpd.server_close()
-        # Keep-alive connections would otherwise keep their handler threads waiting.
-        for sock in sockets:
-            with contextlib.suppress(OSError):
-                sock.shutdown(socket.SHUT_RDWR)
-        if self._thread is not None and self._thread is not threading.current_thread():
-            self._thread.join(timeout=5.0)
-        self._closed.set()
-
-    @property
-    def running(self) -> bool:
-        return self._started and not self._stopped.is_set()
-
-    def wait_stopped(self, timeout: float | None = None) -> bool:
-        """Block until the server has stopped and closed its port (or ``timeout`` passes).
-
-        Returns True if it stopped.
-        """
-        return self._closed.wait(timeout)
-
-    def __enter__(self) -> OpenAICompatServer:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
-
-    # -- what tests look at -------------------------------------------------------------
-
-    @property
-    def address(self) -> tuple[str, int]:
-        """The (host, port) the server listens on; the host is always ``127.0.0.1``."""
-        if self._httpd is None:
-            raise RuntimeError("the server is not running")
-        host, port = self._httpd.socket.getsockname()[:2]
-        return str(host), int(port)
-
-    @property
-    def port(self) -> int:
-        return self.address[1]
-
-    @property
-    def base_url(self) -> str:
-        """``http://127.0.0.1:PORT/v1``, for ``LM(base_url=...)``."""
-        return f"http://127.0.0.1:{self.port}/v1"
-
-    @property
-    def requests(self) -> list[RecordedRequest]:
-        """Every request received so far, in order (a snapshot)."""
-        with self._lock:
-            return list(self._requests)
-
-    @property
-    def connections_opened(self) -> int:
-        """How many TCP connections clients have opened (keep-alive reuse keeps it low)."""
-        with self._lock:
-            return self._connections
-
-    @property
-    def errors(self) -> list[BaseException]:
-        """Exceptions raised by a responder callable (each was answered with HTTP 500)."""
-        with self._lock:
-            return list(self._errors)
-
-    @property
-    def remaining(self) -> int:
-        """Scripted replies not yet used."""
-        with self._lock:
-            return len(self._script)
-
-    # -- used by the handler --------------------------------------------------------------
-
-    def _connection_opened(self, sock: socket.socket) -> int:
-        with self._lock:
-            self._connections += 1
-            self._open_sockets.add(sock)
-            return self._connections
-
-    def _connection_closed(self, sock: socket.socket) -> None:
-        with self._lock:
-            self._open_sockets.discard(sock)
-
-    def _reply_for(self, request: RecordedRequest) -> Reply:
-        """Record ``request`` and pick its reply."""
-        with self._lock:
-            self._requests.append(request)
-            responder = self._responder
-            item: str | Reply | None = None
-            if responder is None:
-                item = self._script.popleft() if self._script else None
-        if responder is not None:
-            try:
-                item = responder(request)
-            except Exception as exc:
-                with self._lock:
-                    self._errors.append(exc)
-                return Reply(
-                    status=500, error_message=f"responder raised {type(exc).__name__}: {exc}"
-                )
-        if item is None:
-            item = self.default
-        if item is None:
-            return Reply(
-                status=500,
-                error_message=(
-                    f"OpenAICompatServer: the script ran out: all {self._scripted_count} "
-                    f"scripted replies were used; this is request {len(self.requests)}"
-                ),
-            )
-        return Reply(content=item) if isinstance(item, str) else item
-
-    def _delay(self, seconds: float) -> None:
-        if seconds > 0:
-            self._stopped.wait(seconds)
-
-
-class _HTTPServer(ThreadingHTTPServer):
-    daemon_threads = True
-    owner: OpenAICompatServer
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        # Clients that time out and hang up are expected in tests; stay quiet about them.
-        import sys
-
-        if isinstance(sys.exc_info()[1], OSError):  # includes resets and timeouts
-            return
-        super().handle_error(request, client_address)
-
-
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    server: _HTTPServer
-    # Headers and body go out in separate writes; with Nagle's algorithm on, the body
-    # would wait for the client's delayed ACK (~40 ms per response).
-    disable_nagle_algorithm = True
-    # An idle keep-alive connection is dropped after this many seconds.
-    timeout = 30.0
-
-    def setup(self) -> None:
-        super().setup()
-        self.connection_number = self.server.owner._connection_opened(self.connection)
-
-    def finish(self) -> None:
-        try:
-            super().finish()
-        finally:
-            self.server.owner._connection_closed(self.connection)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass  # keep test output clean
-
-    def do_GET(self) -> None:
-        self._send_json(404, _error_body(f"no route for GET {self.path}", "not_found"))
-
-    def do_POST(self) -> None:
-        length = int(self.headers.get("Content-Length") or 0)
-        raw = self.rfile.read(length) if length else b""
-        try:
-            parsed: Any = json.loads(raw) if raw else None
-        except ValueError:
-            parsed = None
-        path = self.path.split("?", 1)[0]
-        request = RecordedRequest(
-            method="POST",
-            path=path,
-            headers={name.lower(): value for name, value in self.headers.items()},
-            json=parsed,
-            body=raw,
-            connection=self.connection_number,
+    elif kind == "input_audio":
+        check_fields(
+            problems,
+            value,
+            {"data": Field("str"), "format": Field("str", choices=("wav", "mp3"))},
+            f"{where}.input_audio",
         )
-        if path not in CHAT_PATHS:
-            self._send_json(404, _error_body(f"no route for POST {path}", "not_found"))
-            return
-        if not isinstance(parsed, dict) or not isinstance(parsed.get("messages"), list):
-            self._send_json(
-                400, _error_body("the body must be JSON with a 'messages' list", "invalid_request")
-            )
-            return
-        owner = self.server.owner
-        reply = owner._reply_for(request)
-        owner._delay(reply.delay)
-        self._send_reply(reply, parsed)
+        for key in ("data", "format"):
+            if key not in value:
+                problems.add(f"{where}.input_audio.{key}: required")
+    else:  # file
+        check_fields(
+            problems,
+            value,
+            {"file_id": Field("str"), "file_data": Field("str"), "filename": Field("str")},
+            f"{where}.file",
+        )
+        if "file_id" not in value and "file_data" not in value:
+            problems.add(f"{where}.file: needs file_id or file_data")
 
-    def _send_reply(self, reply: Reply, request: dict[str, Any]) -> None:
-        if reply.body is not None:
-            body = reply.body
-            if isinstance(body, str):
-                payload = body.encode("utf-8")
-            elif isinstance(body, bytes):
-                payload = body
+
+def _check_options(problems: Problems, data: dict[str, Any], stream: bool) -> None:
+    stop = data.get("stop")
+    if stop is not None and not isinstance(stop, str):
+        if not (isinstance(stop, list) and all(isinstance(item, str) for item in stop)):
+            problems.add("stop: expected a string or a list of strings")
+        elif len(stop) > 4:
+            problems.add(f"stop: at most 4 sequences are allowed, got {len(stop)}")
+    options = data.get("stream_options")
+    if options is not None:
+        if not stream:
+            problems.add("stream_options: only allowed when stream is true")
+        if isinstance(options, dict):
+            check_fields(
+                problems,
+                options,
+                {"include_usage": Field("bool"), "include_obfuscation": Field("bool")},
+                "stream_options",
+            )
+    if "top_logprobs" in data and data.get("logprobs") is not True:
+        problems.add("top_logprobs: requires logprobs to be true")
+    response_format = data.get("response_format")
+    if isinstance(response_format, dict):
+        kind = response_format.get("type")
+        if kind not in ("text", "json_object", "json_schema"):
+            problems.add(
+                f"response_format.type: {kind!r} is not one of 'text', 'json_object', 'json_schema'"
+            )
+        elif kind == "json_schema":
+            schema = response_format.get("json_schema")
+            if not isinstance(schema, dict):
+                problems.add("response_format.json_schema: required (an object)")
             else:
-                payload = json.dumps(body).encode("utf-8")
-            self._send(reply.status, payload, reply.headers)
-        elif 200 <= reply.status < 300:
-            self._send_json(reply.status, _completion_body(reply, request), reply.headers)
-        else:
-            message = reply.error_message or f"scripted error (HTTP {reply.status})"
-            self._send_json(
-                reply.status, _error_body(message, _error_type(reply.status)), reply.headers
-            )
-
-    def _send_json(
-        self, status: int, body: dict[str, Any], headers: Mapping[str, str] | None = None
-    ) -> None:
-        self._send(status, json.dumps(body).encode("utf-8"), headers or {}, "application/json")
-
-    def _send(
-        self,
-        status: int,
-        payload: bytes,
-        headers: Mapping[str, str],
-        content_type: str = "application/json",
-    ) -> None:
-        try:
-            self.send_response(status)
-            names = {name.lower() for name in headers}
-            if "content-type" not in names:
-                self.send_header("Content-Type", content_type)
-            for name, value in headers.items():
-                self.send_header(name, value)
-            self.send_header("Content-Length", str(len(payload)))
-            self.end_headers()
-            self.wfile.write(payload)
-        except OSError:
-            # The client gave up (e.g. it timed out during a scripted delay).
-            self.close_connection = True
+                if not isinstance(schema.get("name"), str) or not schema.get("name"):
+                    problems.add("response_format.json_schema.name: required (a string)")
+                check_fields(
+                    problems,
+                    schema,
+                    {
+                        "name": Field("str"),
+                        "description": Field("str"),
+                        "schema": Field("object"),
+                        "strict": Field("bool"),
+                    },
+                    "response_format.json_schema",
+                )
 
 
-def _rough_tokens(text: str) -> int:
-    """A rough token count: the number of words."""
-    return len(text.split())
+def _include_usage(request: RecordedRequest) -> bool:
+    options = request.json.get("stream_options") if isinstance(request.json, dict) else None
+    return isinstance(options, dict) and options.get("include_usage") is True
 
 
-def _completion_body(reply: Reply, request: dict[str, Any]) -> dict[str, Any]:
-    prompt = " ".join(
-        str(message.get("content") or "")
-        for message in request.get("messages", [])
-        if isinstance(message, dict)
-    )
-    completion_tokens = _rough_tokens(reply.content or "")
-    prompt_tokens = _rough_tokens(prompt)
+def _usage(answer: Answer) -> dict[str, int]:
     return {
-        "id": f"chatcmpl-sigforge-{time.monotonic_ns()}",
-        "object": "chat.completion",
-        "created": int(time.time()),
-        "model": str(request.get("model", "")),
-        "choices": [
-            {
-                "index": 0,
-                "message": {"role": "assistant", "content": reply.content},
-                "finish_reason": reply.finish_reason,
-            }
-        ],
-        "usage": {
-            "prompt_tokens": prompt_tokens,
-            "completion_tokens": completion_tokens,
-            "total_tokens": prompt_tokens + completion_tokens,
-        },
+        "prompt_tokens": answer.prompt_tokens,
+        "completion_tokens": answer.completion_tokens,
+        "total_tokens": answer.prompt_tokens + answer.completion_tokens,
     }
-
-
-def _error_type(status: int) -> str:
-    if status == 429:
-        return "rate_limit_exceeded"
-    if status in (401, 403):
-        return "authentication_error"
-    if status >= 500:
-        return "server_error"
-    return "invalid_request_error"
-
-
-def _error_body(message: str, error_type: str) -> dict[str, Any]:
-    return {"error": {"message": message, "type": error_type, "param": None, "code": None}}
