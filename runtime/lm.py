@@ -391,6 +391,7 @@ class LM(BaseLM):
         # loop gets its own client; clients of closed loops are dropped.
         self._async_clients: dict[asyncio.AbstractEventLoop, httpx.AsyncClient] = {}
         self._clients_lock = threading.Lock()
+        self._retry_policy: dict[str, Any] | None = None
 
     def __repr__(self) -> str:
         parts = [repr(self.model)]
@@ -544,18 +545,22 @@ class LM(BaseLM):
     # -- retry policy (tenacity) ---------------------------------------------------------------
 
     def _retry_options(self) -> dict[str, Any]:
-        from tenacity import retry_if_exception, stop_after_attempt, stop_before_delay
-        from tenacity.stop import stop_base
+        """tenacity's policy for this LM (built once: its parts hold no per-call state)."""
+        options = self._retry_policy
+        if options is None:
+            from tenacity import retry_if_exception, stop_after_attempt, stop_before_delay
+            from tenacity.stop import stop_base
 
-        stop: stop_base = stop_after_attempt(self.max_retries + 1)
-        if self.timeout.total is not None:
-            stop = stop | stop_before_delay(self.timeout.total)
-        return {
-            "stop": stop,
-            "wait": self._wait,
-            "retry": retry_if_exception(_is_retryable),
-            "reraise": True,
-        }
+            stop: stop_base = stop_after_attempt(self.max_retries + 1)
+            if self.timeout.total is not None:
+                stop = stop | stop_before_delay(self.timeout.total)
+            options = self._retry_policy = {
+                "stop": stop,
+                "wait": self._wait,
+                "retry": retry_if_exception(_is_retryable),
+                "reraise": True,
+            }
+        return options
 
     def _retrying(self) -> Retrying:
         from tenacity import Retrying
