@@ -554,7 +554,11 @@ class ScriptedServer:
         """The (host, port) the server listens on; the host is always ``127.0.0.1``."""
         if self._port is None or self._stopped.is_set():
             raise RuntimeError("the server is not running")
-        return "127.0.0.1", self._port
+        httpd = self._httpd
+        if httpd is None:  # down, refusing connections: the port stays reserved for it
+            return "127.0.0.1", self._port
+        host, port = httpd.socket.getsockname()[:2]
+        return str(host), int(port)
 
     @property
     def port(self) -> int:

@@ -1,4 +1,4 @@
-"""sigforge.testing: the scripted OpenAI-compatible server and the in-process ScriptedLM."""
+"""sigforge.testing: the scripted OpenAI-compatible server (and what all servers share), ScriptedLM."""
 
 from __future__ import annotations
 
@@ -6,9 +6,11 @@ import asyncio
 import socket
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 import httpx
+import httpx_sse
 import pytest
 
 from sigforge.runtime.errors import RateLimitError
@@ -16,10 +18,13 @@ from sigforge.runtime.history import last
 from sigforge.runtime.lm import LM
 from sigforge.runtime.messages import Completion, LMRequest, Usage
 from sigforge.testing import (
+    AnthropicServer,
+    GeminiServer,
     OpenAICompatServer,
     RecordedRequest,
     Reply,
     ScriptedLM,
+    ScriptedServer,
     ScriptExhaustedError,
 )
 
@@ -209,6 +214,432 @@ def test_drives_the_real_lm() -> None:
         answer = lm.complete(LMRequest(({"role": "user", "content": "Capital of France?"},)))
     assert answer.text == "Paris."
     assert len(server.requests) == 2
+
+
+# -- wire-format checks ------------------------------------------------------------------------
+
+
+def with_messages(*messages: Any, **params: Any) -> dict[str, Any]:
+    return {"model": "m", "messages": list(messages), **params}
+
+
+USER = {"role": "user", "content": "hello there"}
+PNG = "data:image/png;base64,iVBORw0KGgo="
+
+
+def test_a_rich_valid_request_has_no_violations() -> None:
+    body = with_messages(
+        {"role": "system", "content": "Be brief."},
+        {"role": "developer", "content": [{"type": "text", "text": "No prose."}]},
+        {
+            "role": "user",
+            "content": [
+                {"type": "text", "text": "What is in"},
+                {"type": "image_url", "image_url": {"url": PNG, "detail": "low"}},
+                {"type": "image_url", "image_url": {"url": "https://example.com/a.jpg"}},
+            ],
+        },
+        {"role": "assistant", "content": None, "tool_calls": [{"id": "c1", "type": "function"}]},
+        {"role": "tool", "tool_call_id": "c1", "content": "42"},
+        {"role": "assistant", "content": "A cat."},
+        USER,
+        temperature=0.3,
+        top_p=1,
+        max_tokens=20,
+        stop=["\\n\\n", "END"],
+        seed=4,
+        response_format={
+            "type": "json_schema",
+            "json_schema": {"name": "answer", "schema": {"type": "object"}, "strict": True},
+        },
+        stream=False,
+        vendor_extension=True,  # accepted unless strict
+    )
+    with OpenAICompatServer(["ok"]) as server, httpx.Client() as client:
+        response = chat(client, server, body)
+    assert response.status_code == 200
+    assert server.violations == []
+    [request] = server.requests
+    assert request.texts == ("Be brief.", "No prose.", "What is in", "42", "A cat.", "hello there")
+    assert request.last_text == "hello there"
+    assert request.model == "m" and not request.stream and request.number == 1
+
+
+@pytest.mark.parametrize(
+    ("body", "problem"),
+    [
+        ({"messages": [USER]}, "model: required"),
+        (with_messages(USER, model=""), "model: must not be empty"),
+        ({"model": "m"}, "messages: required"),
+        (with_messages(), "messages: must hold at least one message"),
+        (with_messages({"content": "x"}), "messages[0].role: required"),
+        (with_messages({"role": "bot", "content": "x"}), "messages[0].role: 'bot' is not one of"),
+        (with_messages({"role": "user"}), "messages[0].content: required"),
+        (with_messages({"role": "user", "content": 3}), "messages[0].content: expected a string"),
+        (with_messages({"role": "user", "content": []}), "must not be empty"),
+        (with_messages({"role": "user", "content": "x", "extra": 1}), "unexpected key 'extra'"),
+        (
+            with_messages({"role": "system", "content": [{"type": "image_url", "image_url": {}}]}),
+            "messages[0].content[0].type: 'image_url' is not allowed here",
+        ),
+        (
+            with_messages({"role": "user", "content": [{"type": "text"}]}),
+            "messages[0].content[0].text: required",
+        ),
+        (
+            with_messages(
+                {"role": "user", "content": [{"type": "image_url", "image_url": {"url": "x.png"}}]}
+            ),
+            "expected an http(s) URL or a data:image/ URI",
+        ),
+        (
+            with_messages(
+                {
+                    "role": "user",
+                    "content": [{"type": "image_url", "image_url": "https://example.com/a.jpg"}],
+                }
+            ),
+            "messages[0].content[0].image_url: required (an object)",
+        ),
+        (with_messages({"role": "tool", "content": "x"}), "tool_call_id: required"),
+        (with_messages(USER, temperature=2.5), "temperature: 2.5 is above the maximum 2"),
+        (with_messages(USER, temperature="hot"), "temperature: expected a number, got a string"),
+        (with_messages(USER, max_tokens=0), "max_tokens: 0 is below the minimum 1"),
+        (with_messages(USER, max_tokens=True), "max_tokens: expected an integer, got a boolean"),
+        (with_messages(USER, stop=["a", "b", "c", "d", "e"]), "stop: at most 4 sequences"),
+        (with_messages(USER, stream="yes"), "stream: expected a boolean"),
+        (
+            with_messages(USER, stream_options={"include_usage": True}),
+            "stream_options: only allowed when stream is true",
+        ),
+        (with_messages(USER, response_format={"type": "xml"}), "response_format.type: 'xml'"),
+        (
+            with_messages(USER, response_format={"type": "json_schema", "json_schema": {}}),
+            "response_format.json_schema.name: required",
+        ),
+        (with_messages(USER, top_logprobs=2), "top_logprobs: requires logprobs"),
+    ],
+)
+def test_wire_format_violations_are_recorded_and_answered_with_400(
+    body: dict[str, Any], problem: str
+) -> None:
+    with OpenAICompatServer(["unused"]) as server, httpx.Client() as client:
+        response = chat(client, server, body)
+    assert response.status_code == 400
+    error = response.json()["error"]
+    assert error["type"] == "invalid_request_error"
+    assert problem in error["message"]
+    assert any(problem in violation for violation in server.violations)
+    assert server.violations[0].startswith("request 1 (POST /v1/chat/completions): ")
+    assert server.requests[0].violations
+    assert server.remaining == 1  # a refused request uses no script item
+
+
+def test_content_type_and_wrong_routes_are_violations() -> None:
+    with OpenAICompatServer(["unused"]) as server, httpx.Client() as client:
+        plain = client.post(
+            f"{server.base_url}/chat/completions",
+            content=b'{"model": "m", "messages": []}',
+            headers={"Content-Type": "text/plain"},
+        )
+        missing = client.post(f"{server.base_url}/completions", json=HELLO)
+    assert (plain.status_code, missing.status_code) == (400, 404)
+    assert missing.json()["error"]["message"] == "no route for POST /v1/completions"
+    assert server.violations == [
+        "request 1 (POST /v1/chat/completions): content-type: expected application/json, "
+        "got 'text/plain'",
+        "request 1 (POST /v1/chat/completions): messages: must hold at least one message",
+        "request 2 (POST /v1/completions): no route for POST /v1/completions",
+    ]
+    assert server.stats().violations == 2
+
+
+def test_strict_mode_refuses_unknown_parameters() -> None:
+    body = with_messages(USER, top_k=5)
+    with OpenAICompatServer(default="ok", strict=True) as server, httpx.Client() as client:
+        strict = chat(client, server, body)
+    with OpenAICompatServer(default="ok") as lenient, httpx.Client() as client:
+        accepted = chat(client, lenient, body)
+    assert strict.status_code == 400
+    assert server.violations == [
+        "request 1 (POST /v1/chat/completions): top_k: unrecognized request argument"
+    ]
+    assert accepted.status_code == 200 and lenient.violations == []
+
+
+def test_api_key_is_checked_only_when_given() -> None:
+    with OpenAICompatServer(default="ok", api_key="sk-right") as server, httpx.Client() as client:
+        right = chat_with(client, server, {"Authorization": "Bearer sk-right"})
+        wrong = chat_with(client, server, {"Authorization": "Bearer sk-wrong"})
+        none = chat_with(client, server, {})
+        malformed = chat_with(client, server, {"Authorization": "sk-right"})
+    assert [r.status_code for r in (right, wrong, none, malformed)] == [200, 401, 401, 401]
+    assert wrong.json()["error"]["type"] == "authentication_error"
+    # a wrong or missing key is a refusal, not a wire-format violation; a malformed header is
+    assert server.violations == [
+        "request 4 (POST /v1/chat/completions): authorization: expected 'Bearer <API key>'"
+    ]
+
+
+def chat_with(
+    client: httpx.Client, server: OpenAICompatServer, headers: dict[str, str]
+) -> httpx.Response:
+    return client.post(f"{server.base_url}/chat/completions", json=HELLO, headers=headers)
+
+
+def test_chunked_request_bodies_are_read() -> None:
+    import json
+
+    def pieces() -> Any:
+        data = json.dumps(HELLO).encode()
+        yield data[:10]
+        yield data[10:]
+
+    with OpenAICompatServer(["ok"]) as server, httpx.Client() as client:
+        response = client.post(
+            f"{server.base_url}/chat/completions",
+            content=pieces(),
+            headers={"Content-Type": "application/json"},
+        )
+    assert response.status_code == 200
+    assert server.requests[0].headers["transfer-encoding"] == "chunked"
+    assert server.requests[0].json == HELLO
+
+
+# -- streaming ----------------------------------------------------------------------------------
+
+STREAM = {**HELLO, "stream": True}
+
+
+def stream_events(
+    client: httpx.Client, server: OpenAICompatServer, body: dict[str, Any] | None = None
+) -> tuple[httpx.Response, list[str]]:
+    """POST a streaming request; the response and the data of every event."""
+    with httpx_sse.connect_sse(
+        client, "POST", f"{server.base_url}/chat/completions", json=body or STREAM
+    ) as source:
+        return source.response, [event.data for event in source.iter_sse()]
+
+
+def test_stream_sends_role_deltas_finish_usage_and_done() -> None:
+    import json
+
+    body = {**STREAM, "stream_options": {"include_usage": True}}
+    with (
+        OpenAICompatServer([Reply("Paris is lovely", chunk_size=6)]) as server,
+        httpx.Client() as client,
+    ):
+        response, data = stream_events(client, server, body)
+    assert response.headers["content-type"].startswith("text/event-stream")
+    assert data[-1] == "[DONE]"
+    chunks = [json.loads(item) for item in data[:-1]]
+    assert {chunk["object"] for chunk in chunks} == {"chat.completion.chunk"}
+    assert len({chunk["id"] for chunk in chunks}) == 1
+    assert chunks[0]["choices"][0]["delta"] == {"role": "assistant", "content": ""}
+    deltas = [chunk["choices"][0]["delta"]["content"] for chunk in chunks[1:-2]]
+    assert deltas == ["Paris ", "is lov", "ely"]
+    assert chunks[-2]["choices"][0] == {
+        "index": 0,
+        "delta": {},
+        "logprobs": None,
+        "finish_reason": "stop",
+    }
+    assert [chunk["usage"] for chunk in chunks[:-1]] == [None] * (len(chunks) - 1)
+    assert chunks[-1]["choices"] == []
+    assert chunks[-1]["usage"] == {"prompt_tokens": 2, "completion_tokens": 3, "total_tokens": 5}
+    assert server.requests[0].stream and server.stats().streams == 1
+    assert server.violations == []
+
+
+def test_stream_without_usage_and_with_explicit_chunks_or_words() -> None:
+    import json
+
+    script: list[str | Reply] = [
+        Reply(chunks=["Hel", "lo", "!"], finish_reason="length"),
+        "one two  three",
+    ]
+    with OpenAICompatServer(script) as server, httpx.Client() as client:
+        _, explicit = stream_events(client, server)
+        _, words = stream_events(client, server)
+    chunks = [json.loads(item) for item in explicit[:-1]]
+    assert all("usage" not in chunk for chunk in chunks)
+    assert [c["choices"][0]["delta"].get("content") for c in chunks[1:-1]] == ["Hel", "lo", "!"]
+    assert chunks[-1]["choices"][0]["finish_reason"] == "length"
+    word_deltas = [json.loads(item)["choices"][0]["delta"] for item in words[1:-2]]
+    assert [delta["content"] for delta in word_deltas] == ["one ", "two  ", "three"]
+
+
+def test_reply_pieces_and_their_checks() -> None:
+    assert Reply(chunks=["a", "b"]).content == "ab"
+    assert Reply(" lead and trail ").pieces() == [" lead ", "and ", "trail "]
+    assert Reply("abcdefg", chunk_size=3).pieces() == ["abc", "def", "g"]
+    assert Reply(None).pieces() == []
+    assert Reply(chunk_delay=[0.5]).delay_before(0) == 0.5
+    assert Reply(chunk_delay=[0.5]).delay_before(3) == 0.0
+    with pytest.raises(ValueError, match="content differs"):
+        Reply("abc", chunks=["a", "b"])
+    with pytest.raises(ValueError, match="chunk_size"):
+        Reply(chunk_size=0)
+    with pytest.raises(ValueError, match="break_after"):
+        Reply(break_after=-1)
+
+
+def test_break_after_drops_the_connection_mid_stream() -> None:
+    received: list[str] = []
+    script: list[str | Reply] = [Reply("a b c d", break_after=2), "next"]
+    with OpenAICompatServer(script) as server, httpx.Client() as client:
+        with (
+            pytest.raises(httpx.RemoteProtocolError),
+            httpx_sse.connect_sse(
+                client, "POST", f"{server.base_url}/chat/completions", json=STREAM
+            ) as source,
+        ):
+            received.extend(event.data for event in source.iter_sse())
+        assert content(chat(client, server)) == "next"  # the server goes on serving
+    assert len(received) == 3  # the role chunk and two pieces; no finish, no [DONE]
+    assert '"a "' in received[1] and '"b "' in received[2]
+    assert server.connections_opened == 2  # the broken connection was not reused
+
+
+def test_stream_error_event_and_garbage_end_the_stream() -> None:
+    import json
+
+    script: list[str | Reply] = [
+        Reply("a b c", break_after=1, stream_error="the model is overloaded"),
+        Reply("a b", stream_garbage="data: {not json\n\n"),
+        "fine",
+    ]
+    with OpenAICompatServer(script) as server, httpx.Client() as client:
+        _, failed = stream_events(client, server)
+        _, garbage = stream_events(client, server)
+        _, fine = stream_events(client, server)
+    assert json.loads(failed[-1]) == {
+        "error": {
+            "message": "the model is overloaded",
+            "type": "server_error",
+            "param": None,
+            "code": None,
+        }
+    }
+    assert len(failed) == 3  # role, one piece, the error: no finish, no [DONE]
+    assert garbage[-1] == "{not json" and len(garbage) == 4
+    assert fine[-1] == "[DONE]"
+    assert server.connections_opened == 1  # ended properly: the connection is reused
+
+
+def test_stalled_stream_trips_the_client_read_timeout() -> None:
+    received: list[str] = []
+    with (
+        OpenAICompatServer([Reply("a b c", chunk_delay=[0, 0, 30])]) as server,
+        httpx.Client(timeout=httpx.Timeout(5.0, read=0.3)) as client,
+        pytest.raises(httpx.ReadTimeout),
+        httpx_sse.connect_sse(
+            client, "POST", f"{server.base_url}/chat/completions", json=STREAM
+        ) as source,
+    ):
+        received.extend(event.data for event in source.iter_sse())
+    assert len(received) == 3  # the role chunk and the two pieces before the stall
+
+
+def test_errors_before_a_stream_are_plain_json() -> None:
+    script = [Reply(status=429, retry_after=3, error_message="slow down")]
+    with OpenAICompatServer(script) as server, httpx.Client() as client:
+        response = client.post(f"{server.base_url}/chat/completions", json=STREAM)
+    assert response.status_code == 429
+    assert response.headers["retry-after"] == "3"
+    assert response.headers["content-type"] == "application/json"
+    assert response.json()["error"]["message"] == "slow down"
+
+
+# -- what every server shares -----------------------------------------------------------------
+
+SERVERS: list[Callable[..., ScriptedServer]] = [OpenAICompatServer, AnthropicServer, GeminiServer]
+
+
+@pytest.mark.parametrize("server_class", SERVERS)
+def test_every_server_binds_loopback_and_stops_after_max_lifetime(
+    server_class: Callable[..., ScriptedServer],
+) -> None:
+    server = server_class(max_lifetime=0.2).start()
+    host, port = server.address
+    assert host == "127.0.0.1"
+    assert server.base_url.startswith(f"http://127.0.0.1:{port}")
+    with socket.socket() as sock:
+        sock.settimeout(1)
+        sock.connect(("127.0.0.1", port))  # listening on loopback
+    assert server.wait_stopped(timeout=5)
+    assert not server.running
+    with socket.socket() as sock, pytest.raises(OSError):
+        sock.settimeout(1)
+        sock.connect(("127.0.0.1", port))
+
+
+def test_stats_count_requests_streams_and_cpu() -> None:
+    with OpenAICompatServer(default="ok") as server, httpx.Client() as client:
+        assert server.stats().cpu_per_request == 0.0
+        for _ in range(3):
+            chat(client, server)
+        stream_events(client, server)
+        chat(client, server, {"model": "m"})
+    stats = server.stats()
+    assert (stats.requests, stats.streams, stats.violations) == (5, 1, 1)
+    assert stats.connections_opened == 1
+    assert stats.cpu_seconds == server.cpu_seconds > 0
+    assert stats.cpu_per_request == pytest.approx(stats.cpu_seconds / 5)
+
+
+def test_outage_answers_every_request_then_recovers() -> None:
+    with OpenAICompatServer(default="ok") as server, httpx.Client() as client:
+        assert not server.is_down
+        with server.outage():
+            assert server.is_down
+            down = [chat(client, server) for _ in range(2)]
+        up = chat(client, server)
+        server.take_down(reply=Reply(status=500, error_message="boom"))
+        custom = chat(client, server)
+        server.bring_up()
+    assert [r.status_code for r in down] == [503, 503]
+    assert "down" in down[0].json()["error"]["message"]
+    assert content(up) == "ok"
+    assert custom.json()["error"]["message"] == "boom"
+    assert len(server.requests) == 4  # outage requests are recorded too
+    assert server.stats().outage_answers == 3
+
+
+def test_refusing_outage_closes_the_port_and_reopens_it() -> None:
+    with OpenAICompatServer(default="ok") as server, httpx.Client() as client:
+        port = server.port
+        assert content(chat(client, server)) == "ok"
+        server.take_down(refuse=True)
+        with pytest.raises(httpx.ConnectError):
+            chat(client, server)
+        server.bring_up()
+        assert server.port == port
+        assert content(chat(client, server)) == "ok"
+        # from refusing straight to answering with errors, and back
+        server.take_down(refuse=True)
+        server.take_down()
+        assert chat(client, server).status_code == 503
+        server.bring_up()
+    assert len(server.requests) == 3
+    with pytest.raises(RuntimeError):
+        server.take_down()  # stopped
+
+
+def test_stop_while_refusing_connections() -> None:
+    server = OpenAICompatServer().start()
+    server.take_down(refuse=True)
+    server.stop()
+    assert server.wait_stopped(timeout=1) and not server.running
+    with pytest.raises(RuntimeError):
+        server.bring_up()
+
+
+def test_add_replies_extends_the_script() -> None:
+    with OpenAICompatServer(["a"]) as server, httpx.Client() as client:
+        server.add_replies("b", Reply("c"))
+        assert [content(chat(client, server)) for _ in range(3)] == ["a", "b", "c"]
+        assert server.remaining == 0
 
 
 # -- ScriptedLM ------------------------------------------------------------------------------
