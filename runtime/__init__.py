@@ -9,7 +9,7 @@ Public API only; each name lives in a module with one job:
 
 from ._version import __version__, check_generated_version
 from .adapters import Adapter, ChatAdapter, JSONAdapter
-from .cache import Cache
+from .cache import Cache, CacheError, CacheStats, CompletionCache
 from .errors import (
     AuthenticationError,
     BadRequestError,
@@ -34,6 +34,7 @@ from .image import Image
 from .lm import LM, BaseLM, FallbackLM, Timeout
 from .messages import Completion, LMRequest, Message, StreamEvent, StreamRestart, TextDelta, Usage
 from .predictors import ChainOfThought, Demo, Predict
+from .redis_cache import RedisCache
 from .settings import configure, context
 from .signature import AdapterPrompts, FieldSpec, Signature
 from .tools import ToolSpec
@@ -47,10 +48,13 @@ __all__ = [
     "BadResponseError",
     "BaseLM",
     "Cache",
+    "CacheError",
+    "CacheStats",
     "ChainOfThought",
     "ChatAdapter",
     "CircuitOpenError",
     "Completion",
+    "CompletionCache",
     "ConfigurationError",
     "ContextLengthError",
     "Demo",
@@ -68,6 +72,7 @@ __all__ = [
     "OutputParseError",
     "Predict",
     "RateLimitError",
+    "RedisCache",
     "ServerError",
     "SigforgeError",
     "Signature",
