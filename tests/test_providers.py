@@ -60,11 +60,11 @@ SCHEMA_FORMAT = {
         ("groq/llama-3.3-70b", "groq", "https://api.groq.com/openai/v1", "GROQ_API_KEY"),
         ("together/meta/llama", "together", "https://api.together.xyz/v1", "TOGETHER_API_KEY"),
         ("ollama/llama3.2", "ollama", "http://localhost:11434/v1", None),
-        ("anthropic/claude-x", "anthropic", "https://api.anthropic.com/v1", "ANTHROPIC_API_KEY"),
+        ("anthropic/claude-x", "anthropic", "https://api.anthropic.com", "ANTHROPIC_API_KEY"),
         (
             "gemini/gemini-2.5-flash",
             "gemini",
-            "https://generativelanguage.googleapis.com/v1beta",
+            "https://generativelanguage.googleapis.com",
             "GEMINI_API_KEY",
         ),
     ],
@@ -164,7 +164,7 @@ def test_gemini_bodies_use_contents_system_instruction_and_generation_config() -
     assert (
         GeminiProvider()
         .url("https://g/v1beta", "gm", stream=True)
-        .endswith("/models/gm:streamGenerateContent?alt=sse")
+        .endswith("/v1beta/models/gm:streamGenerateContent?alt=sse")
     )
 
 

@@ -65,11 +65,11 @@ _LIMIT_KINDS = ("requests", "tokens", "input-tokens", "output-tokens")
 
 class AnthropicProvider(Provider):
     name: ClassVar[str] = "anthropic"
-    default_base_url: ClassVar[str] = "https://api.anthropic.com/v1"
+    default_base_url: ClassVar[str] = "https://api.anthropic.com"
     api_key_env: ClassVar[str | None] = "ANTHROPIC_API_KEY"
 
     def url(self, base_url: str, model: str, *, stream: bool) -> str:
-        return f"{base_url}/messages"
+        return f"{base_url}/v1/messages"
 
     def auth_headers(self, api_key: str) -> dict[str, str]:
         return {"x-api-key": api_key}

@@ -76,6 +76,7 @@ class Provider(abc.ABC):
 
     #: the prefix of model strings, e.g. ``"anthropic"`` in ``anthropic/claude-...``
     name: ClassVar[str]
+    #: the server's root as the provider's own SDKs configure it (OpenAI's includes /v1)
     default_base_url: ClassVar[str]
     #: where the API key is read from when none is passed
     api_key_env: ClassVar[str | None]

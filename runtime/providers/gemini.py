@@ -55,13 +55,13 @@ _FINISH_REASONS = {
 
 class GeminiProvider(Provider):
     name: ClassVar[str] = "gemini"
-    default_base_url: ClassVar[str] = "https://generativelanguage.googleapis.com/v1beta"
+    default_base_url: ClassVar[str] = "https://generativelanguage.googleapis.com"
     api_key_env: ClassVar[str | None] = "GEMINI_API_KEY"
 
     def url(self, base_url: str, model: str, *, stream: bool) -> str:
         if stream:
-            return f"{base_url}/models/{model}:streamGenerateContent?alt=sse"
-        return f"{base_url}/models/{model}:generateContent"
+            return f"{base_url}/v1beta/models/{model}:streamGenerateContent?alt=sse"
+        return f"{base_url}/v1beta/models/{model}:generateContent"
 
     def auth_headers(self, api_key: str) -> dict[str, str]:
         return {"x-goog-api-key": api_key}
