@@ -470,3 +470,135 @@ def schema(name: str, src: Path) -> None:
         click.echo(f"error: {exc}", err=True)
         sys.exit(1)
     click.echo(json.dumps(found, indent=2, ensure_ascii=False))
+
+
+# -- sigforge cache ----------------------------------------------------------------------
+
+if TYPE_CHECKING:
+    from sigforge.runtime.cache import Cache
+
+
+@main.group(name="cache")
+def cache_group() -> None:
+    """Inspect or empty the completion cache (a SQLite file shared by all processes)."""
+
+
+_cache_path = click.option(
+    "--path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="The cache file. Default: cache.sqlite in $SIGFORGE_CACHE_DIR, "
+    "else in the user cache folder.",
+)
+
+
+def _cache_file(path: Path | None) -> Path:
+    from sigforge.runtime.cache import default_cache_path
+
+    return path if path is not None else default_cache_path()
+
+
+def _open_cache_file(path: Path) -> Cache:
+    """The :class:`~sigforge.runtime.cache.Cache` on ``path``, raising instead of degrading."""
+    from sigforge.runtime.cache import Cache
+
+    # No size limit: inspecting or clearing a file must not evict anything from it.
+    return Cache(path, memory_entries=0, max_bytes=None, on_error="raise")
+
+
+def _entries(count: int) -> str:
+    return f"{count} {'entry' if count == 1 else 'entries'}"
+
+
+def _bytes(size: int) -> str:
+    amount = float(size)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if amount < 1024 or unit == "GiB":
+            return f"{size} B" if unit == "B" else f"{amount:.1f} {unit}"
+        amount /= 1024
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+@cache_group.command(name="stats")
+@_cache_path
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="For people, or one JSON object for tools.",
+)
+def cache_stats(path: Path | None, fmt: str) -> None:
+    """Show what the cache holds and how lookups went.
+
+    Entries, stored and on-disk size, hits and misses of all processes, evictions,
+    expired entries, oldest and newest entry. Reading never creates the file."""
+    import json
+
+    from sigforge.runtime.cache import CacheError, CacheStats
+
+    target = _cache_file(path)
+    exists = target.is_file()
+    try:
+        if exists:
+            with _open_cache_file(target) as cache:
+                stats = cache.stats()
+        else:  # reading must not create the file
+            stats = CacheStats(entries=0, hits=0, misses=0)
+    except CacheError as exc:
+        raise click.ClickException(str(exc)) from None
+    if fmt == "json":
+        click.echo(json.dumps({"path": str(target), "exists": exists, **stats.as_dict()}))
+        return
+    if not exists:
+        click.echo(f"no cache at {target}")
+        return
+
+    def when(stamp: float | None) -> str:
+        return "-" if stamp is None else datetime.fromtimestamp(stamp).strftime("%Y-%m-%d %H:%M:%S")
+
+    rate = "-" if stats.hit_rate is None else f"{stats.hit_rate:.1%}"
+    rows = [
+        ("cache file", str(target)),
+        ("entries", f"{stats.entries:,}"),
+        ("stored", f"{_bytes(stats.stored_bytes)} (keys and values)"),
+        ("on disk", f"{_bytes(stats.file_bytes or 0)} (database and write-ahead log)"),
+        ("hits", f"{stats.hits:,}"),
+        ("misses", f"{stats.misses:,}"),
+        ("hit rate", rate),
+        ("evictions", f"{stats.evictions:,}"),
+        ("expired", f"{stats.expired:,}"),
+        ("oldest entry", when(stats.oldest)),
+        ("newest entry", when(stats.newest)),
+    ]
+    for label, value in rows:
+        click.echo(f"{label + ':':<14}{value}")
+
+
+@cache_group.command(name="clear")
+@_cache_path
+@click.option(
+    "--expired-only",
+    is_flag=True,
+    help="Remove only entries whose TTL has passed, and keep the counters.",
+)
+def cache_clear(path: Path | None, expired_only: bool) -> None:
+    """Remove all entries (or only expired ones).
+
+    Without --expired-only the hit, miss and eviction counters are reset too."""
+    from sigforge.runtime.cache import CacheError
+
+    target = _cache_file(path)
+    if not target.is_file():
+        click.echo(f"no cache at {target}: nothing to clear")
+        return
+    try:
+        with _open_cache_file(target) as cache:
+            removed = cache.clear(expired_only=expired_only)
+    except CacheError as exc:
+        raise click.ClickException(str(exc)) from None
+    if expired_only:
+        click.echo(f"removed {_entries(removed)} whose TTL had passed from {target}")
+    else:
+        click.echo(f"removed {_entries(removed)} from {target}; counters reset")

@@ -690,7 +690,7 @@ class Cache(CompletionCache):
             )
 
     def _disk_trouble(self, exc: Exception) -> None:
-        message = f"sigforge cache file {self.path} is unusable ({exc}); " + _remedy(exc, self.path)
+        message = f"sigforge cache file {self.path} is unusable ({exc}); " + _remedy(exc)
         if self._conn is not None:
             conn, self._conn = self._conn, None
             with contextlib.suppress(Exception):  # already failing; closing is best effort
@@ -890,13 +890,13 @@ def _read_stats(conn: sqlite3.Connection) -> tuple[dict[str, int], float | None,
     return counts, oldest, newest
 
 
-def _remedy(exc: Exception, path: Path | None) -> str:
+def _remedy(exc: Exception) -> str:
     """What the user can do about a file problem, in a few words."""
     if isinstance(exc, _Unusable):
         return "it is left untouched; pass another path"
     if isinstance(exc, OSError):
         return "check that its folder is writable"
-    return f"if it is damaged, delete {path} (it only holds cached answers)"
+    return "if it is a damaged sigforge cache, delete it (it only holds cached answers)"
 
 
 # -- stored values -----------------------------------------------------------------------
