@@ -310,7 +310,13 @@ class GeminiServer(ScriptedServer):
 # -- helpers ------------------------------------------------------------------------------------
 
 
+_SNAKE = re.compile(r"^[a-z][a-z0-9]*(_[a-z0-9]+)+$")
+
+
 def _camel(name: str) -> str:
+    """The camelCase spelling of a snake_case name (other names stay as they are)."""
+    if not _SNAKE.match(name):
+        return name
     head, *rest = name.split("_")
     return head + "".join(word[:1].upper() + word[1:] for word in rest)
 
