@@ -9,37 +9,16 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import BaseModel, Field
+from repair_corpus import signature_for
 
-from sigforge.runtime.adapters import ChatAdapter, JSONAdapter, field_spec, output_json_schema
+from sigforge.runtime.adapters import ChatAdapter, JSONAdapter, ParsedReply
 from sigforge.runtime.adapters.base import Adapter
 from sigforge.runtime.adapters.parsing import parse_plan, split_chat, split_json
 from sigforge.runtime.errors import OutputParseError, SigforgeError
-from sigforge.runtime.signature import Signature
 
 CHAT = ChatAdapter()
 JSON = JSONAdapter()
 BOTH = pytest.mark.parametrize("adapter", [CHAT, JSON], ids=["chat", "json"])
-
-
-def signature_for(outputs: type[BaseModel]) -> type[Signature]:
-    """A stand-in for a generated signature class with the given outputs model."""
-    annotations = {name: info.annotation for name, info in outputs.model_fields.items()}
-    return type(
-        f"{outputs.__name__}Signature",
-        (Signature,),
-        {
-            "name": outputs.__name__,
-            "instructions": "",
-            "outputs": outputs,
-            "input_fields": (field_spec("question", str, is_input=True),),
-            "output_fields": tuple(
-                field_spec(name, annotation, is_input=False)
-                for name, annotation in annotations.items()
-            ),
-            "prompts": {},
-            "output_schema": output_json_schema(annotations),
-        },
-    )
 
 
 class QAOutputs(BaseModel):
@@ -134,8 +113,15 @@ def test_chat_reply_without_markers_may_be_json() -> None:
 
 def test_split_chat_returns_only_wanted_names() -> None:
     text = "intro [[ ## a ## ]] one [[ ## b ## ]]\n two \n[[ ## c ## ]] three"
-    assert split_chat(text, frozenset({"a", "b"})) == {"a": "one", "b": "two"}
-    assert split_chat("no markers", frozenset({"a"})) == {}
+    repairs: list[str] = []
+    assert split_chat(text, frozenset({"a", "b"}), repairs) == {"a": "one", "b": "two"}
+    assert repairs == ["extra_sections_dropped"]
+    repairs.clear()
+    assert split_chat("no markers", frozenset({"a"}), repairs) == {}
+    assert split_chat("[[ ## a ## ]] 1 [[ ## completed ## ]]", frozenset({"a"}), repairs) == {
+        "a": "1"
+    }
+    assert repairs == []  # the closing marker is not an extra section
 
 
 # ------------------------------------------------------------------ JSON replies
@@ -168,11 +154,22 @@ def test_json_text_field_accepts_other_json_values() -> None:
 
 
 def test_split_json() -> None:
-    assert split_json('{"a": 1}') == {"a": 1}
-    assert split_json("[1, 2]") is None  # valid JSON, but not an object
-    assert split_json('text {"a": {"b": [1, {"c": 2}]}} more') == {"a": {"b": [1, {"c": 2}]}}
-    assert split_json('```json\n[1]\n```\nthen {"a": 1}') == {"a": 1}
-    assert split_json("no object here") is None
+    names = frozenset({"a"})
+
+    def split(text: str) -> tuple[dict[str, Any] | None, list[str]]:
+        repairs: list[str] = []
+        return split_json(text, names, repairs), repairs
+
+    assert split('{"a": 1}') == ({"a": 1}, [])
+    assert split("[1, 2]") == (None, [])  # valid JSON, but not an object
+    assert split('text {"a": {"b": [1, {"c": 2}]}} more') == (
+        {"a": {"b": [1, {"c": 2}]}},
+        ["json_in_prose"],
+    )
+    assert split('```json\n[1]\n```\nthen {"a": 1}') == ({"a": 1}, ["json_in_prose"])
+    assert split("no object here") == (None, [])
+    # objects without an output key are passed over; other keys are dropped
+    assert split('{"b": 1} {"a": 2, "b": 3}') == ({"a": 2}, ["json_in_prose", "extra_keys_dropped"])
 
 
 # ------------------------------------------------------------------ coercion
@@ -417,6 +414,41 @@ def test_invalid_value_error_shows_the_text_found() -> None:
     with pytest.raises(OutputParseError) as caught:
         CHAT.parse(QA, chat_reply(answer="Paris", confidence="1,000"))
     assert "(got '1,000')" in str(caught.value)
+
+
+# ------------------------------------------------------------------ repairs
+
+
+@BOTH
+def test_parse_reply_of_a_well_formed_reply_has_no_repairs(adapter: Adapter) -> None:
+    reply = adapter.format_assistant(Rich.output_fields, RICH_EXPECTED.model_dump())
+    parsed = adapter.parse_reply(Rich, reply)
+    assert parsed == ParsedReply(RICH_EXPECTED, ())
+    with pytest.raises(AttributeError):
+        parsed.repairs = ("json_fence",)  # type: ignore[misc]
+
+
+def test_parse_reply_records_each_repair_once_in_order() -> None:
+    reply = (
+        "```json\n{'tags': 'a', 'ok': 'yes', 'count': '3', 'level': 2, 'color': 'Red',"
+        " 'note': null, 'where': {'x': 1, 'z': 0}, 'extra': {'k': 1}, 'why': 'because',}\n```"
+    )
+    parsed = JSON.parse_reply(Rich, reply)
+    assert parsed.outputs == RichOutputs(
+        tags=["a"], ok=True, count=3, level=2, color=Color.RED, note=None,
+        where=Point(x=1), extra={"k": 1},
+    )  # fmt: skip
+    assert parsed.repairs == (
+        "json_fence",
+        "json_syntax",
+        "extra_keys_dropped",  # `why`
+        "single_as_list",
+        "bool_from_string",
+        "number_from_string",
+        "choice_case",
+        "default_for_missing",  # `hint`
+    )  # `where.z` is ignored by Point (which allows unknown keys): nothing to record
+    assert CHAT.parse_reply(Rich, reply).repairs == ("json_in_chat_format", *parsed.repairs)
 
 
 # ------------------------------------------------------------------ round trips

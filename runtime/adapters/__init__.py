@@ -1,8 +1,10 @@
 """Prompt formats: field specs and values to chat messages, LM replies to typed outputs.
 
 ``ChatAdapter`` (``[[ ## name ## ]]`` sections) and ``JSONAdapter`` (a JSON object
-reply) reproduce DSPy 3.4.1's prompts byte for byte. :mod:`.types` holds the build-time
-helpers that describe annotations (``field_spec``, ``output_json_schema``).
+reply) reproduce DSPy 3.4.1's prompts byte for byte; :meth:`Adapter.parse_reply` also
+reports the repairs a sloppy reply needed (:data:`REPAIRS`, see docs/parsing.md).
+:mod:`.types` holds the build-time helpers that describe annotations (``field_spec``,
+``output_json_schema``).
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from ..errors import ConfigurationError
 from .base import Adapter, default_instructions
 from .chat import ChatAdapter
 from .json_adapter import JSONAdapter
+from .parsing import REPAIRS, ParsedReply
 from .types import (
     annotation_name,
     constraints_text,
@@ -22,9 +25,11 @@ from .types import (
 
 __all__ = [
     "ADAPTERS",
+    "REPAIRS",
     "Adapter",
     "ChatAdapter",
     "JSONAdapter",
+    "ParsedReply",
     "adapter_for",
     "annotation_name",
     "constraints_text",

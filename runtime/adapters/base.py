@@ -19,7 +19,7 @@ from ..errors import OutputParseError
 from ..image import ImageSlots, content_parts
 from ..messages import Message
 from ..signature import AdapterPrompts, FieldSpec, Signature
-from .parsing import ParsePlan, build_outputs, parse_plan
+from .parsing import CutOffReply, ParsedReply, ParsePlan, build_outputs, parse_plan
 from .values import format_value
 
 __all__ = ["Adapter", "default_instructions"]
@@ -234,19 +234,40 @@ class Adapter(abc.ABC):
         Raises :class:`OutputParseError`; its ``structural`` flag tells a reply without
         the expected structure (empty, no or missing fields) from an invalid value.
         """
+        return self._parse(signature_cls, text, [])
+
+    def parse_reply(self, signature_cls: type[Signature], text: str) -> ParsedReply:
+        """Like :meth:`parse`, with the repairs the reply needed (see ``parsing.REPAIRS``)."""
+        repairs: list[str] = []
+        outputs = self._parse(signature_cls, text, repairs)
+        return ParsedReply(outputs, tuple(repairs))
+
+    def _parse(self, signature_cls: type[Signature], text: str, repairs: list[str]) -> BaseModel:
         plan = parse_plan(signature_cls)
         if not text or text.isspace():
             raise self._structure_error(plan, text, "The LM reply was empty.")
-        found = self.split_reply(text, plan.names)
+        try:
+            found, textual = self.split_reply(text, plan.names, repairs)
+        except CutOffReply:
+            raise self._structure_error(
+                plan, text, "The LM reply breaks off inside its JSON object (cut off?)."
+            ) from None
         if not found:
             raise self._structure_error(
                 plan, text, f"The LM reply has none of the output fields {_names(plan)}."
             )
-        return build_outputs(plan, found, text)
+        return build_outputs(plan, found, text, repairs, textual)
 
     @abc.abstractmethod
-    def split_reply(self, text: str, names: frozenset[str]) -> dict[str, Any]:
-        """The raw values of the output fields ``names`` found in a reply."""
+    def split_reply(
+        self, text: str, names: frozenset[str], repairs: list[str]
+    ) -> tuple[dict[str, Any], bool]:
+        """The raw values of the output fields ``names`` found in a reply, and whether
+        they are chat-section text (True) or JSON values (False).
+
+        Repairs applied while splitting are noted in ``repairs``; may raise
+        :class:`~.parsing.CutOffReply`.
+        """
 
     @abc.abstractmethod
     def expected_structure(self, output_fields: Sequence[str]) -> str:

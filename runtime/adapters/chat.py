@@ -7,7 +7,7 @@ from typing import Any, ClassVar
 
 from ..signature import FieldSpec
 from .base import STRUCTURE_INTRO, Adapter, field_blocks, type_hint
-from .parsing import split_chat, split_json
+from .parsing import JSON_IN_CHAT_FORMAT, split_chat, split_json
 from .values import format_value
 
 __all__ = ["ChatAdapter"]
@@ -53,14 +53,19 @@ class ChatAdapter(Adapter):
         )
         return "\n\n".join(blocks).strip() + f"\n\n{_COMPLETED}\n"
 
-    def split_reply(self, text: str, names: frozenset[str]) -> dict[str, Any]:
-        """Sections by marker; a reply without any marker may still be a JSON object."""
-        found: dict[str, Any] = split_chat(text, names)
-        if not found:
-            data = split_json(text)
-            if data is not None:
-                found = {key: value for key, value in data.items() if key in names}
-        return found
+    def split_reply(
+        self, text: str, names: frozenset[str], repairs: list[str]
+    ) -> tuple[dict[str, Any], bool]:
+        """Sections by marker; a reply without any output section may still be a JSON object."""
+        found: dict[str, Any] = split_chat(text, names, repairs)
+        if found:
+            return found, True
+        inner: list[str] = []
+        data = split_json(text, names, inner)
+        if not data:
+            return {}, True
+        repairs[:] = [JSON_IN_CHAT_FORMAT, *inner]  # no section was used: none was dropped
+        return data, False
 
     def expected_structure(self, output_fields: Sequence[str]) -> str:
         markers = ", ".join(f"[[ ## {name} ## ]]" for name in output_fields)

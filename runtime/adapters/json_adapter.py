@@ -8,7 +8,7 @@ from typing import Any, ClassVar
 
 from ..signature import FieldSpec, Signature
 from .base import STRUCTURE_INTRO, Adapter, field_blocks, placeholder, type_hint
-from .parsing import split_chat, split_json
+from .parsing import MARKERS_IN_JSON_FORMAT, split_chat, split_json
 from .types import response_format
 from .values import jsonable
 
@@ -51,12 +51,18 @@ class JSONAdapter(Adapter):
         """``response_format``: the signature's strict schema, or JSON mode without one."""
         return {"response_format": response_format(signature_cls.output_schema)}
 
-    def split_reply(self, text: str, names: frozenset[str]) -> dict[str, Any]:
+    def split_reply(
+        self, text: str, names: frozenset[str], repairs: list[str]
+    ) -> tuple[dict[str, Any], bool]:
         """The reply's JSON object; a reply without one may still use field markers."""
-        data = split_json(text)
-        if data is None:
-            return dict(split_chat(text, names))
-        return {key: value for key, value in data.items() if key in names}
+        data = split_json(text, names, repairs)
+        if data is not None:
+            return data, False
+        inner: list[str] = []
+        found: dict[str, Any] = split_chat(text, names, inner)
+        if found:
+            repairs += [MARKERS_IN_JSON_FORMAT, *inner]
+        return found, True
 
     def expected_structure(self, output_fields: Sequence[str]) -> str:
         keys = ", ".join(f'"{name}"' for name in output_fields)
