@@ -785,15 +785,20 @@ class _Handler(BaseHTTPRequestHandler):
 
     # -- one request ------------------------------------------------------------------------
 
-    def _handle(self) -> None:
+    def handle_one_request(self) -> None:
+        # CPU time only: waiting for the next request on a keep-alive connection and
+        # scripted delays cost none, parsing the request line and headers is counted.
         started = time.thread_time()
-        owner = self.server.owner
         try:
-            self._serve_request(owner)
+            super().handle_one_request()
+        finally:
+            self.server.owner._add_cpu(time.thread_time() - started)
+
+    def _handle(self) -> None:
+        try:
+            self._serve_request(self.server.owner)
         except _Dropped:
             self.close_connection = True
-        finally:
-            owner._add_cpu(time.thread_time() - started)
 
     def _serve_request(self, owner: ScriptedServer) -> None:
         dialect = owner.dialect
