@@ -13,25 +13,32 @@ request (:class:`RecordedRequest`) and every wire-format violation
 down and brought back up, and stop themselves after ``max_lifetime``.
 :class:`FaultInjector` is a responder that injects errors, stalls, garbage, truncation
 and dropped connections, deterministically per seed. ``ScriptedLM`` answers in-process,
-for fast unit tests. See docs/testing.md.
+for fast unit tests. Each server is the shared ``ScriptedServer`` plus one provider
+``Dialect`` (``OpenAIDialect``, ``AnthropicDialect``, ``GeminiDialect``). See
+docs/testing.md.
 """
 
 from __future__ import annotations
 
-from ._core import RecordedRequest, Reply, Responder, ScriptedServer, ServerStats
-from .anthropic import AnthropicServer, rate_limit_headers
+from ._core import Dialect, RecordedRequest, Reply, Responder, ScriptedServer, ServerStats
+from .anthropic import ANTHROPIC_VERSIONS, AnthropicDialect, AnthropicServer, rate_limit_headers
 from .faults import FAULT_KINDS, FaultInjector, Injection
-from .gemini import GeminiServer
+from .gemini import GeminiDialect, GeminiServer
 from .scripted import ScriptedLM, ScriptExhaustedError
-from .server import OpenAICompatServer
+from .server import OpenAICompatServer, OpenAIDialect
 
 __all__ = [
+    "ANTHROPIC_VERSIONS",
     "FAULT_KINDS",
+    "AnthropicDialect",
     "AnthropicServer",
+    "Dialect",
     "FaultInjector",
+    "GeminiDialect",
     "GeminiServer",
     "Injection",
     "OpenAICompatServer",
+    "OpenAIDialect",
     "RecordedRequest",
     "Reply",
     "Responder",

@@ -21,17 +21,17 @@ Decision ``n`` (the injector's ``n``-th request, from 1) depends only on ``seed`
 tells it in advance. With ``rate`` the chance of a fault, ``kinds`` weighs the kinds
 (default: all equally):
 
-============  ================================================  ==========================================
-kind          plain request                                     streamed request
-============  ================================================  ==========================================
-``"500"``     HTTP 500 in the provider's error format           the provider's error event mid-stream
-``"429"``     HTTP 429 (``retry_after``: when to retry)         HTTP 429 before the stream starts
-``"timeout"`` the answer waits ``timeout_delay`` seconds        the stream stalls ``timeout_delay`` s
-``"malformed"`` a 200 body that is not JSON                     an event whose data is not JSON
-``"truncated"`` the text cut short, finish ``length`` /           the same, streamed
-              ``max_tokens`` / ``MAX_TOKENS``
-``"disconnect"`` the connection closes without an answer        the connection drops mid-stream
-============  ================================================  ==========================================
+* ``"500"``: HTTP 500 in the provider's error format; in a stream, the provider's
+  error event mid-stream.
+* ``"429"``: HTTP 429 (``retry_after``: when to retry), before any stream starts.
+* ``"timeout"``: the answer waits ``timeout_delay`` seconds; a stream stalls that long
+  between two pieces.
+* ``"malformed"``: a 200 body that is not JSON; in a stream, an event whose data is not
+  JSON.
+* ``"truncated"``: the text cut short, with finish reason ``length`` / ``max_tokens`` /
+  ``MAX_TOKENS`` (streamed or not).
+* ``"disconnect"``: the connection closes without an answer; a stream is dropped
+  mid-way.
 
 Mid-stream faults strike after a number of text pieces also drawn from the seed
 (:attr:`Injection.at_piece`). ``latency=(lo, hi)`` adds a uniform random delay to

@@ -328,3 +328,33 @@ def test_outage_then_refused_connections_then_recovery(provider: Provider) -> No
     stats = server.stats()
     assert stats.requests == 5 == len(faults.records) + stats.outage_answers
     assert server.violations == []
+
+
+def test_concurrent_clients_are_all_accounted_for() -> None:
+    import threading
+
+    faults = FaultInjector(
+        TEXT, seed=9, rate=0.5, kinds={"500": 1, "429": 1, "malformed": 1, "disconnect": 1}
+    )
+    seen: list[Seen] = []
+    lock = threading.Lock()
+
+    def work(server: ScriptedServer) -> None:
+        with client() as http:
+            for _ in range(10):
+                outcome = call(PROVIDERS[0], http, server)
+                with lock:
+                    seen.append(outcome)
+
+    with OpenAICompatServer(faults) as server:
+        threads = [threading.Thread(target=work, args=(server,)) for _ in range(6)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=30)
+    records = faults.records
+    # each request number was decided once, as the plan says, whatever the interleaving
+    assert [record.number for record in records] == list(range(1, 61))
+    assert [record.kind for record in records] == faults.plan(60)
+    assert sorted(map(str, (s.kind for s in seen))) == sorted(map(str, faults.plan(60)))
+    assert len({record.request.number for record in records}) == 60
