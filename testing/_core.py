@@ -397,9 +397,10 @@ class ScriptedServer:
     ``replies`` is either a sequence consumed in order (``str`` items are the text of
     successful completions, :class:`Reply` items anything else) or a responder callable
     that computes each reply from the :class:`RecordedRequest`. Once a sequence is used
-    up, ``default`` answers (by default: HTTP 500 saying the script ran out).
-    ``api_key``, when given, is the only key the server accepts. The server stops
-    itself ``max_lifetime`` seconds after starting (``None``: never).
+    up, ``default`` answers (by default: HTTP 500 saying the script ran out). The
+    ``dialect`` decides everything that is the provider's own (the public servers pass
+    theirs, with the ``api_key`` they are given). The server stops itself
+    ``max_lifetime`` seconds after starting (``None``: never).
 
     Start and stop it with ``with``, or with :meth:`start` / :meth:`stop`.
     """
