@@ -153,6 +153,12 @@ def test_json_text_field_accepts_other_json_values() -> None:
     )
 
 
+def test_json_reads_what_the_standard_library_reads() -> None:
+    # a lone surrogate escape is valid JSON for json.loads (pydantic-core refuses it)
+    reply = '{"answer": "a\\ud800b", "confidence": 1}'
+    assert JSON.parse(QA, reply) == QAOutputs(answer="a\ud800b", confidence=1.0)
+
+
 def test_split_json() -> None:
     names = frozenset({"a"})
 
