@@ -6,6 +6,8 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from repair_corpus import CASES, Answer, Case, Fails, Parsed, Tags, sections
 
 from sigforge.runtime.adapters import REPAIRS, ParsedReply, adapter_for
@@ -85,3 +87,22 @@ def test_well_formed_replies_never_call_json_repair(monkeypatch: pytest.MonkeyPa
             assert adapter_for(fmt).parse(signature, reply) is not None
         layout = "json" if reply.startswith("{") else "chat"
         assert adapter_for(layout).parse_reply(signature, reply).repairs == ()
+
+
+#: pieces of JSON, chat markers and prose, put together at random
+_PIECES = [*"{}[]:,\"'/*\n ", "answer", "confidence", "0.9", "Paris", "```", "true", "//"]
+_JSONISH = st.lists(
+    st.sampled_from([*_PIECES, "[[ ## answer ## ]]", "[[ ## confidence ## ]]"]), max_size=40
+).map("".join)
+
+
+@settings(max_examples=300, deadline=None)
+@given(reply=st.one_of(st.text(max_size=80), _JSONISH), fmt=st.sampled_from(["chat", "json"]))
+def test_any_reply_parses_or_raises_output_parse_error(reply: str, fmt: str) -> None:
+    try:
+        parsed = adapter_for(fmt).parse_reply(Answer, reply)
+    except OutputParseError as error:
+        assert error.raw == reply
+    else:
+        assert set(parsed.repairs) <= set(REPAIRS)
+        assert len(set(parsed.repairs)) == len(parsed.repairs)
