@@ -741,6 +741,9 @@ def _replace(request: RecordedRequest, **changes: Any) -> RecordedRequest:
 
 class _HTTPServer(ThreadingHTTPServer):
     daemon_threads = True
+    # socketserver's default listen backlog is 5: a client opening dozens of connections
+    # at once (a batch with 64 in flight) would see some of them reset.
+    request_queue_size = 256
     owner: ScriptedServer
 
     def handle_error(self, request: Any, client_address: Any) -> None:
