@@ -50,6 +50,7 @@ if TYPE_CHECKING:
     from tenacity import AsyncRetrying, RetryCallState, Retrying
 
     from .providers import StreamState
+    from .resilience import CircuitBreaker, RateLimiter
 
 __all__ = ["LM", "BaseLM", "FallbackLM", "Timeout"]
 
@@ -301,6 +302,17 @@ class LM(BaseLM):
     how long to wait (``Retry-After`` and the providers' rate-limit headers), which is
     obeyed up to ``retry_after_max`` seconds. ``timeout`` is a number or a
     :class:`Timeout`.
+
+    ``rate_limiter``: a :class:`~sigforge.runtime.resilience.RateLimiter` every attempt
+    waits for (share one between LMs that share a budget); each attempt is charged one
+    request and an estimate of its tokens (prompt characters / 4 plus ``max_tokens``),
+    corrected by the usage the answer reports. ``circuit_breaker``: by default the
+    process-wide breaker of this LM's server
+    (:func:`~sigforge.runtime.resilience.breaker_for`: opens after 5 consecutive failed
+    attempts -- 5xx, timeouts, lost connections, malformed answers -- and fails fast
+    with :class:`CircuitOpenError` for 30 s, then lets one probe through); pass a
+    :class:`~sigforge.runtime.resilience.CircuitBreaker` for other settings, or
+    ``False`` for none.
     """
 
     def __init__(
@@ -319,9 +331,12 @@ class LM(BaseLM):
         backoff_max: float = 20.0,
         retry_after_max: float = 60.0,
         max_connections: int = 100,
+        rate_limiter: RateLimiter | None = None,
+        circuit_breaker: bool | CircuitBreaker = True,
         **extra_params: Any,
     ) -> None:
         from .providers import NATIVE, PRESETS, provider_for
+        from .resilience import breaker_for
 
         super().__init__(model, cache=cache)
         prefix, _, name = model.partition("/")
@@ -366,6 +381,11 @@ class LM(BaseLM):
         self.backoff_max = backoff_max
         self.retry_after_max = retry_after_max
         self.max_connections = max_connections
+        self.rate_limiter = rate_limiter
+        if circuit_breaker is True:
+            # One breaker per server, shared by every LM that talks to it.
+            circuit_breaker = breaker_for(f"{wire_format.name}:{self.base_url}")
+        self.circuit_breaker: CircuitBreaker | None = circuit_breaker or None
         self.extra_params = extra_params
         # What copy() needs to build an equivalent LM.
         self._init_kwargs: dict[str, Any] = {
@@ -382,6 +402,8 @@ class LM(BaseLM):
             "backoff_max": backoff_max,
             "retry_after_max": retry_after_max,
             "max_connections": max_connections,
+            "rate_limiter": rate_limiter,
+            "circuit_breaker": circuit_breaker,
             **extra_params,
         }
         self.url = wire_format.url(self.base_url, name, stream=False)
@@ -620,6 +642,60 @@ class LM(BaseLM):
             retryable=False,
         )
 
+    # -- admission: circuit breaker and rate limiter --------------------------------------------
+
+    def _estimate(self, request: LMRequest) -> int:
+        """Tokens to charge the rate limiter for one attempt (0 when it has no token budget)."""
+        limiter = self.rate_limiter
+        if limiter is None or limiter.tokens_per_minute is None:
+            return 0
+        from .messages import message_text
+
+        prompt = sum(len(message_text(message)) for message in request.messages)
+        completion = self.request_params(request).get("max_tokens")
+        return (prompt + 3) // 4 + (completion if isinstance(completion, int) else 0)
+
+    def _check_breaker(self, attempt: int) -> None:
+        breaker = self.circuit_breaker
+        if breaker is None:
+            return
+        try:
+            breaker.before_call()
+        except CircuitOpenError as exc:
+            exc.args = (f"{self.model}: {exc}{_tries(attempt)}",)
+            exc.attempts, exc.provider = attempt, self.provider
+            raise
+
+    def _admit(self, attempt: int, tokens: int) -> None:
+        """Before an attempt: fail fast on an open circuit, then wait for the rate limiter."""
+        self._check_breaker(attempt)
+        if self.rate_limiter is not None:
+            self.rate_limiter.acquire(tokens)
+
+    async def _aadmit(self, attempt: int, tokens: int) -> None:
+        self._check_breaker(attempt)
+        if self.rate_limiter is not None:
+            await self.rate_limiter.aacquire(tokens)
+
+    def _report(self, tokens: int, completion: Completion | None, error: BaseException | None) -> None:
+        """After an attempt: tell the breaker how the server did, settle the token charge.
+
+        Failures of the server (5xx, timeouts, lost connections, malformed answers, broken
+        streams) count against the breaker; any other answer, a 429 included, shows the
+        server is up. An open circuit is not an attempt and reports nothing.
+        """
+        if isinstance(error, CircuitOpenError):
+            return
+        breaker = self.circuit_breaker
+        if breaker is not None:
+            if isinstance(error, LMError) and error.retryable and not isinstance(error, RateLimitError):
+                breaker.record_failure()
+            else:
+                breaker.record_success()
+        if tokens and self.rate_limiter is not None:
+            actual = completion.usage.total_tokens if completion is not None else 0
+            self.rate_limiter.settle(tokens, actual)
+
     # -- one request ---------------------------------------------------------------------------
 
     def _send(self, request: LMRequest) -> Completion:
@@ -628,14 +704,24 @@ class LM(BaseLM):
         body = self._body(request, stream=False)
         client = self._sync_client()
         deadline = self._deadline()
+        tokens = self._estimate(request)
         for attempt in self._retrying():
             with attempt:
                 number = attempt.retry_state.attempt_number
+                self._admit(number, tokens)
                 try:
-                    response = client.post(self.url, json=body, **self._timeouts(deadline, number))
-                except httpx.TransportError as exc:
-                    raise self._transport_error(exc, number, deadline) from exc
-                return self._completion(response, number)
+                    try:
+                        response = client.post(
+                            self.url, json=body, **self._timeouts(deadline, number)
+                        )
+                    except httpx.TransportError as exc:
+                        raise self._transport_error(exc, number, deadline) from exc
+                    completion = self._completion(response, number)
+                except BaseException as exc:
+                    self._report(tokens, None, exc)
+                    raise
+                self._report(tokens, completion, None)
+                return completion
         raise AssertionError("unreachable")  # pragma: no cover
 
     async def _asend(self, request: LMRequest) -> Completion:
@@ -646,21 +732,29 @@ class LM(BaseLM):
         body = self._body(request, stream=False)
         client = self._async_client()
         deadline = self._deadline()
+        tokens = self._estimate(request)
         async for attempt in self._aretrying():
             with attempt:
                 number = attempt.retry_state.attempt_number
-                timeouts = self._timeouts(deadline, number)
+                await self._aadmit(number, tokens)
                 try:
-                    if deadline is None:
-                        response = await client.post(self.url, json=body)
-                    else:  # also bound a slowly dripping body
-                        async with asyncio.timeout(self._remaining(deadline, number)):
-                            response = await client.post(self.url, json=body, **timeouts)
-                except TimeoutError:
-                    raise self._total_timeout(number) from None
-                except httpx.TransportError as exc:
-                    raise self._transport_error(exc, number, deadline) from exc
-                return self._completion(response, number)
+                    timeouts = self._timeouts(deadline, number)
+                    try:
+                        if deadline is None:
+                            response = await client.post(self.url, json=body)
+                        else:  # also bound a slowly dripping body
+                            async with asyncio.timeout(self._remaining(deadline, number)):
+                                response = await client.post(self.url, json=body, **timeouts)
+                    except TimeoutError:
+                        raise self._total_timeout(number) from None
+                    except httpx.TransportError as exc:
+                        raise self._transport_error(exc, number, deadline) from exc
+                    completion = self._completion(response, number)
+                except BaseException as exc:
+                    self._report(tokens, None, exc)
+                    raise
+                self._report(tokens, completion, None)
+                return completion
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _stream(self, request: LMRequest) -> Iterator[StreamEvent]:
@@ -672,6 +766,7 @@ class LM(BaseLM):
         body = self._body(request, stream=True)
         client = self._sync_client()
         deadline = self._deadline()
+        tokens = self._estimate(request)
         sent_text = False
         last_error: LMError | None = None
         for attempt in self._retrying():
@@ -680,6 +775,7 @@ class LM(BaseLM):
                 if sent_text and last_error is not None:
                     yield StreamRestart(number, last_error)
                     sent_text = False
+                self._admit(number, tokens)
                 state = StreamState(self.model_name)
                 try:
                     with client.stream(
@@ -699,17 +795,26 @@ class LM(BaseLM):
                                 self._remaining(deadline, number)
                 except httpx.TransportError as exc:
                     last_error = self._stream_transport_error(exc, number, sent_text, deadline)
+                    self._report(tokens, None, last_error)
                     raise last_error from exc
                 except SSEError as exc:
                     last_error = self._bad_stream(number, str(exc))
+                    self._report(tokens, None, last_error)
                     raise last_error from None
                 except LMError as exc:
                     last_error = exc
+                    self._report(tokens, None, exc)
+                    raise
+                except GeneratorExit:  # the consumer stopped reading: the server was fine
+                    self._report(tokens, None, None)
                     raise
                 if not state.done and state.finish_reason is None:
                     last_error = self._interrupted(number, "the stream ended before its end event")
+                    self._report(tokens, None, last_error)
                     raise last_error
-                yield state.completion()
+                completion = state.completion()
+                self._report(tokens, completion, None)
+                yield completion
                 return
         raise AssertionError("unreachable")  # pragma: no cover
 
@@ -722,6 +827,7 @@ class LM(BaseLM):
         body = self._body(request, stream=True)
         client = self._async_client()
         deadline = self._deadline()
+        tokens = self._estimate(request)
         sent_text = False
         last_error: LMError | None = None
         async for attempt in self._aretrying():
@@ -730,6 +836,7 @@ class LM(BaseLM):
                 if sent_text and last_error is not None:
                     yield StreamRestart(number, last_error)
                     sent_text = False
+                await self._aadmit(number, tokens)
                 state = StreamState(self.model_name)
                 try:
                     async with client.stream(
@@ -749,17 +856,26 @@ class LM(BaseLM):
                                 self._remaining(deadline, number)
                 except httpx.TransportError as exc:
                     last_error = self._stream_transport_error(exc, number, sent_text, deadline)
+                    self._report(tokens, None, last_error)
                     raise last_error from exc
                 except SSEError as exc:
                     last_error = self._bad_stream(number, str(exc))
+                    self._report(tokens, None, last_error)
                     raise last_error from None
                 except LMError as exc:
                     last_error = exc
+                    self._report(tokens, None, exc)
+                    raise
+                except GeneratorExit:  # the consumer stopped reading: the server was fine
+                    self._report(tokens, None, None)
                     raise
                 if not state.done and state.finish_reason is None:
                     last_error = self._interrupted(number, "the stream ended before its end event")
+                    self._report(tokens, None, last_error)
                     raise last_error
-                yield state.completion()
+                completion = state.completion()
+                self._report(tokens, completion, None)
+                yield completion
                 return
         raise AssertionError("unreachable")  # pragma: no cover
 
