@@ -1,4 +1,4 @@
-"""Which LM, adapter and cache predictors use when none is passed to them explicitly.
+"""Which LM, adapter, cache and callbacks predictors use when none is passed to them explicitly.
 
 Two layers:
 
@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -27,9 +27,17 @@ from .cache import CACHE_DIR_ENV, Cache, CompletionCache
 from .errors import ConfigurationError
 
 if TYPE_CHECKING:
+    from .callbacks import Callback
     from .lm import BaseLM
 
-__all__ = ["configure", "context", "current_adapter", "current_cache", "current_lm"]
+__all__ = [
+    "configure",
+    "context",
+    "current_adapter",
+    "current_cache",
+    "current_callbacks",
+    "current_lm",
+]
 
 
 class _Unset(Enum):
@@ -52,13 +60,14 @@ class _Defaults:
     # they are stored as plain objects here; predictors check and interpret them.
     adapter: object | None = None
     cache: CacheSetting = True
+    callbacks: tuple[Callback, ...] = ()
 
 
 _defaults_lock = threading.Lock()
 # Replaced wholesale under the lock; readers take the reference without locking.
 _defaults = _Defaults()
 
-_SettingName = Literal["lm", "adapter", "cache"]
+_SettingName = Literal["lm", "adapter", "cache", "callbacks"]
 _overrides: ContextVar[Mapping[_SettingName, object]] = ContextVar(
     "sigforge_settings_overrides", default=MappingProxyType({})
 )
@@ -69,22 +78,26 @@ def configure(
     lm: BaseLM | _Unset | None = UNSET,
     adapter: object | _Unset | None = UNSET,
     cache: CacheSetting | _Unset = UNSET,
+    callbacks: Iterable[Callback] | _Unset = UNSET,
 ) -> None:
     """Change the process-wide defaults; keywords not given keep their current value.
 
     ``lm=None`` / ``adapter=None`` remove the default. ``cache=False`` turns caching off
     everywhere, ``cache=Cache(...)`` (or any :class:`~sigforge.runtime.cache.CompletionCache`,
     e.g. a ``RedisCache``) uses that cache, ``cache=True`` goes back to the
-    default on-disk cache. Overrides of an active ``with context(...)`` still win.
+    default on-disk cache. ``callbacks=[...]`` replaces the callbacks notified of every
+    module and LM call (see :mod:`~sigforge.runtime.callbacks`). Overrides of an active
+    ``with context(...)`` still win.
     """
     global _defaults
-    _checked(lm=lm, adapter=adapter, cache=cache)
+    changes = _checked(lm=lm, adapter=adapter, cache=cache, callbacks=callbacks)
     with _defaults_lock:
         current = _defaults
         _defaults = _Defaults(
             lm=current.lm if lm is UNSET else lm,
             adapter=current.adapter if adapter is UNSET else adapter,
             cache=current.cache if cache is UNSET else cache,
+            callbacks=cast("tuple[Callback, ...]", changes.get("callbacks", current.callbacks)),
         )
 
 
@@ -94,12 +107,14 @@ def context(
     lm: BaseLM | _Unset | None = UNSET,
     adapter: object | _Unset | None = UNSET,
     cache: CacheSetting | _Unset = UNSET,
+    callbacks: Iterable[Callback] | _Unset = UNSET,
 ) -> Iterator[None]:
     """Override settings for the ``with`` block (and threads' or tasks' contexts copied in it).
 
-    Takes the same keywords as :func:`configure`; blocks nest.
+    Takes the same keywords as :func:`configure`; blocks nest. ``callbacks=`` replaces the
+    callbacks in effect for the block (pass ``[*current_callbacks(), extra]`` to add one).
     """
-    changes = _checked(lm=lm, adapter=adapter, cache=cache)
+    changes = _checked(lm=lm, adapter=adapter, cache=cache, callbacks=callbacks)
     token = _overrides.set(MappingProxyType({**_overrides.get(), **changes}))
     try:
         yield
@@ -146,6 +161,11 @@ def current_cache() -> CompletionCache | None:
     return _default_cache()
 
 
+def current_callbacks() -> tuple[Callback, ...]:
+    """The callbacks in effect (empty when none are registered): one context-variable read."""
+    return _overrides.get().get("callbacks", _defaults.callbacks)  # type: ignore[return-value]
+
+
 # -- the lazily created default cache -------------------------------------------------
 
 _default_cache_lock = threading.Lock()
@@ -181,8 +201,10 @@ def _checked(
     lm: BaseLM | _Unset | None,
     adapter: object | _Unset | None,
     cache: CacheSetting | _Unset,
+    callbacks: Iterable[Callback] | _Unset = UNSET,
 ) -> dict[_SettingName, object]:
     """The given (not UNSET) settings, after checking their types."""
+    from .callbacks import Callback
     from .lm import BaseLM
 
     changes: dict[_SettingName, object] = {}
@@ -200,4 +222,17 @@ def _checked(
                 f"not {type(cache).__name__}"
             )
         changes["cache"] = cache
+    if callbacks is not UNSET:
+        if isinstance(callbacks, Callback | str | bytes) or not isinstance(callbacks, Iterable):
+            raise TypeError(
+                f"callbacks must be a list of Callback objects, not {type(callbacks).__name__}"
+            )
+        listed = tuple(callbacks)
+        for callback in listed:
+            if not isinstance(callback, Callback):
+                raise TypeError(
+                    f"callbacks must be Callback objects (subclass "
+                    f"sigforge.runtime.callbacks.Callback), not {type(callback).__name__}"
+                )
+        changes["callbacks"] = listed
     return changes
