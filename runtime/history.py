@@ -3,13 +3,19 @@
 Every call made through :class:`~sigforge.runtime.lm.BaseLM` (cached or not) appends one
 :class:`HistoryEntry`. Only the newest entries are kept (200 by default, see
 :func:`set_history_limit`). Token totals per LM live on the LM (``lm.usage``), not here.
+
+When a predictor had to repair the reply of a call to read it (JSON in prose, a value in
+other casing, ...; see docs/parsing.md), the repairs are added to that call's entry and
+counted process-wide: :func:`repair_counts` tells how often a model needs help.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import itertools
 import sys
 import threading
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, TextIO
@@ -18,10 +24,14 @@ from .messages import Message, Usage, message_text
 
 __all__ = [
     "HistoryEntry",
+    "add_repairs",
     "clear_history",
     "inspect_history",
     "last",
+    "next_call_id",
     "record",
+    "repair_counts",
+    "reset_repair_counts",
     "set_history_limit",
 ]
 
@@ -48,16 +58,59 @@ class HistoryEntry:
     #: seconds from the start of the call until the answer was available
     duration: float
     finish_reason: str | None = None
+    #: this call's number, unique in the process (``Completion.call_id`` of its answer)
+    call_id: int = 0
+    #: repairs the reply needed before it could be read (names from ``parsing.REPAIRS``)
+    repairs: tuple[str, ...] = ()
 
 
 _lock = threading.Lock()
 _entries: deque[HistoryEntry] = deque(maxlen=DEFAULT_HISTORY_LIMIT)
+_repairs: Counter[str] = Counter()
+# ``next`` on an itertools.count is atomic under the GIL
+_call_ids = itertools.count(1)
+
+
+def next_call_id() -> int:
+    """A new call number (unique in the process)."""
+    return next(_call_ids)
 
 
 def record(entry: HistoryEntry) -> None:
     """Append ``entry``, dropping the oldest entry when the history is full."""
     with _lock:
         _entries.append(entry)
+
+
+def add_repairs(call_id: int, repairs: tuple[str, ...]) -> None:
+    """Record that the reply of call ``call_id`` needed ``repairs`` to be read.
+
+    They are counted (see :func:`repair_counts`) and added to the call's history entry
+    if it is still kept.
+    """
+    if not repairs:
+        return
+    with _lock:
+        _repairs.update(repairs)
+        if not call_id:
+            return
+        for index in range(len(_entries) - 1, -1, -1):  # the call is almost always the newest
+            entry = _entries[index]
+            if entry.call_id == call_id:
+                _entries[index] = dataclasses.replace(entry, repairs=entry.repairs + repairs)
+                return
+
+
+def repair_counts() -> dict[str, int]:
+    """How many replies needed each kind of repair since the process started (or the
+    last :func:`reset_repair_counts`)."""
+    with _lock:
+        return dict(_repairs)
+
+
+def reset_repair_counts() -> None:
+    with _lock:
+        _repairs.clear()
 
 
 def last(n: int = 1) -> list[HistoryEntry]:
@@ -120,4 +173,6 @@ def render_entry(entry: HistoryEntry) -> str:
     if entry.cached:
         tokens += " (cached: not counted in the LM's usage)"
     lines.append(tokens)
+    if entry.repairs:
+        lines.append(f"Repairs: {', '.join(entry.repairs)}")
     return "\n".join(lines) + "\n"

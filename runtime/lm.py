@@ -20,13 +20,14 @@ import abc
 import os
 import threading
 import time
-from collections.abc import AsyncIterator, Iterator, Mapping
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from . import history
 from ._version import __version__
 from .cache import CompletionCache, cache_key
+from .callbacks import lm_requested, lm_responded
 from .errors import (
     BadResponseError,
     CircuitOpenError,
@@ -49,6 +50,7 @@ if TYPE_CHECKING:
     import httpx
     from tenacity import AsyncRetrying, RetryCallState, Retrying
 
+    from .callbacks import Callback
     from .providers import StreamState
     from .resilience import CircuitBreaker, RateLimiter
 
@@ -66,9 +68,22 @@ class BaseLM(abc.ABC):
 
     model: str
 
-    def __init__(self, model: str, *, cache: bool | CompletionCache = True) -> None:
+    def __init__(
+        self,
+        model: str,
+        *,
+        cache: bool | CompletionCache = True,
+        callbacks: Sequence[Callback] = (),
+    ) -> None:
         self.model = model
+        prefix, _, name = model.partition("/")
+        #: who serves the model ("openai", "anthropic", ...; "" when the model string
+        #: names none) and the model's own name, as callbacks and telemetry report them
+        self.provider = prefix if name else ""
+        self.model_name = name or model
         self.cache = cache
+        #: callbacks that see this LM's calls (besides those of the settings)
+        self.callbacks = tuple(callbacks)
         self._usage = Usage()
         self._usage_lock = threading.Lock()
 
@@ -120,32 +135,38 @@ class BaseLM(abc.ABC):
     def complete(self, request: LMRequest) -> Completion:
         """Answer ``request``, from the cache when possible."""
         started, wall = time.perf_counter(), time.time()
-        cache, key = self._cache_for(request)
-        if cache is not None and key is not None:
-            hit = cache.get(key)
-            if hit is not None:
-                self._record(request, hit, wall, started)
-                return hit
-        completion = self._send(request)
-        self._store(cache, key, completion)
-        self._record(request, completion, wall, started)
+        call = lm_requested(self.model_name, self.provider, request, self.callbacks)
+        try:
+            cache, key = self._cache_for(request)
+            completion = cache.get(key) if cache is not None and key is not None else None
+            if completion is None:
+                completion = self._send(request)
+                self._store(cache, key, completion)
+            completion = self._record(request, completion, wall, started)
+        except BaseException as error:
+            lm_responded(call, None, error)
+            raise
+        lm_responded(call, completion, None)
         return completion
 
     async def acomplete(self, request: LMRequest) -> Completion:
         """Answer ``request`` without blocking the event loop on the network.
 
-        Cache lookups are local SQLite reads and are done inline.
+        Cache lookups are local reads and are done inline.
         """
         started, wall = time.perf_counter(), time.time()
-        cache, key = self._cache_for(request)
-        if cache is not None and key is not None:
-            hit = cache.get(key)
-            if hit is not None:
-                self._record(request, hit, wall, started)
-                return hit
-        completion = await self._asend(request)
-        self._store(cache, key, completion)
-        self._record(request, completion, wall, started)
+        call = lm_requested(self.model_name, self.provider, request, self.callbacks)
+        try:
+            cache, key = self._cache_for(request)
+            completion = cache.get(key) if cache is not None and key is not None else None
+            if completion is None:
+                completion = await self._asend(request)
+                self._store(cache, key, completion)
+            completion = self._record(request, completion, wall, started)
+        except BaseException as error:
+            lm_responded(call, None, error)
+            raise
+        lm_responded(call, completion, None)
         return completion
 
     def stream(self, request: LMRequest) -> Iterator[StreamEvent]:
@@ -157,44 +178,52 @@ class BaseLM(abc.ABC):
         answer arrives as one delta. Only complete answers are cached.
         """
         started, wall = time.perf_counter(), time.time()
-        cache, key = self._cache_for(request)
-        if cache is not None and key is not None:
-            hit = cache.get(key)
-            if hit is not None:
-                self._record(request, hit, wall, started)
-                if hit.text:
-                    yield TextDelta(hit.text)
-                yield hit
-                return
-        for event in self._stream(request):
-            if isinstance(event, Completion):
-                self._store(cache, key, event)
-                self._record(request, event, wall, started)
+        call = lm_requested(self.model_name, self.provider, request, self.callbacks)
+        answered = False
+        try:
+            cache, key = self._cache_for(request)
+            hit = cache.get(key) if cache is not None and key is not None else None
+            events = _replay(hit) if hit is not None else self._stream(request)
+            for event in events:
+                if isinstance(event, Completion):
+                    if hit is None:
+                        self._store(cache, key, event)
+                    completion = self._record(request, event, wall, started)
+                    answered = True
+                    lm_responded(call, completion, None)
+                    yield completion
+                    return
                 yield event
-                return
-            yield event
-        raise AssertionError(f"{type(self).__name__}._stream ended without a Completion")
+            raise AssertionError(f"{type(self).__name__}._stream ended without a Completion")
+        except BaseException as error:
+            if not answered:  # a consumer that stops reading early is no error
+                lm_responded(call, None, None if isinstance(error, GeneratorExit) else error)
+            raise
 
     async def astream(self, request: LMRequest) -> AsyncIterator[StreamEvent]:
         """Async :meth:`stream`."""
         started, wall = time.perf_counter(), time.time()
-        cache, key = self._cache_for(request)
-        if cache is not None and key is not None:
-            hit = cache.get(key)
-            if hit is not None:
-                self._record(request, hit, wall, started)
-                if hit.text:
-                    yield TextDelta(hit.text)
-                yield hit
-                return
-        async for event in self._astream(request):
-            if isinstance(event, Completion):
-                self._store(cache, key, event)
-                self._record(request, event, wall, started)
+        call = lm_requested(self.model_name, self.provider, request, self.callbacks)
+        answered = False
+        try:
+            cache, key = self._cache_for(request)
+            hit = cache.get(key) if cache is not None and key is not None else None
+            events = _areplay(hit) if hit is not None else self._astream(request)
+            async for event in events:
+                if isinstance(event, Completion):
+                    if hit is None:
+                        self._store(cache, key, event)
+                    completion = self._record(request, event, wall, started)
+                    answered = True
+                    lm_responded(call, completion, None)
+                    yield completion
+                    return
                 yield event
-                return
-            yield event
-        raise AssertionError(f"{type(self).__name__}._astream ended without a Completion")
+            raise AssertionError(f"{type(self).__name__}._astream ended without a Completion")
+        except BaseException as error:
+            if not answered:
+                lm_responded(call, None, None if isinstance(error, GeneratorExit) else error)
+            raise
 
     @property
     def usage(self) -> Usage:
@@ -228,9 +257,12 @@ class BaseLM(abc.ABC):
 
     def _record(
         self, request: LMRequest, completion: Completion, wall: float, started: float
-    ) -> None:
+    ) -> Completion:
+        """Add the call to the history; ``completion`` carrying the call's id."""
+        call_id = history.next_call_id()
         history.record(
             history.HistoryEntry(
+                call_id=call_id,
                 timestamp=wall,
                 model=self.model,
                 messages=tuple(message.copy() for message in request.messages),
@@ -242,6 +274,19 @@ class BaseLM(abc.ABC):
                 finish_reason=completion.finish_reason,
             )
         )
+        return replace(completion, call_id=call_id)
+
+
+def _replay(completion: Completion) -> Iterator[StreamEvent]:
+    """A cached answer as a stream: its text in one delta, then the completion."""
+    if completion.text:
+        yield TextDelta(completion.text)
+    yield completion
+
+
+async def _areplay(completion: Completion) -> AsyncIterator[StreamEvent]:
+    for event in _replay(completion):
+        yield event
 
 
 # ------------------------------------------------------------------------------------------
@@ -333,12 +378,13 @@ class LM(BaseLM):
         max_connections: int = 100,
         rate_limiter: RateLimiter | None = None,
         circuit_breaker: bool | CircuitBreaker = True,
+        callbacks: Sequence[Callback] = (),
         **extra_params: Any,
     ) -> None:
         from .providers import NATIVE, PRESETS, provider_for
         from .resilience import breaker_for
 
-        super().__init__(model, cache=cache)
+        super().__init__(model, cache=cache, callbacks=callbacks)
         prefix, _, name = model.partition("/")
         if not name:  # a bare model name: an OpenAI-compatible server
             prefix, name = "", model
@@ -404,6 +450,7 @@ class LM(BaseLM):
             "max_connections": max_connections,
             "rate_limiter": rate_limiter,
             "circuit_breaker": circuit_breaker,
+            "callbacks": callbacks,
             **extra_params,
         }
         self.url = wire_format.url(self.base_url, name, stream=False)

@@ -67,6 +67,9 @@ class Completion:
     finish_reason: str | None = None
     #: True when served from the cache (no request was made)
     cached: bool = False
+    #: the call's number in the history (see :mod:`~sigforge.runtime.history`); 0 when
+    #: the completion did not come from ``BaseLM.complete``/``stream``
+    call_id: int = 0
 
 
 @dataclass(frozen=True, slots=True)
