@@ -4,12 +4,15 @@ Public API only; each name lives in a module with one job:
 ``lm`` (HTTP clients), ``settings`` (configure / context), ``cache``, ``history``,
 ``adapters`` (prompt formats), ``predictors`` (base classes of generated code),
 ``signature`` (field metadata carried by generated code), ``image`` (image inputs),
-``tools`` (declared tools), ``errors``.
+``tools`` (declared tools), ``errors``, ``callbacks`` (hooks around module and LM calls),
+``pricing`` (prices and usage tracking), ``otel`` (OpenTelemetry spans), ``resilience``
+(rate limiter, circuit breakers).
 """
 
 from ._version import __version__, check_generated_version
 from .adapters import Adapter, ChatAdapter, JSONAdapter
 from .cache import Cache, CacheError, CacheStats, CompletionCache
+from .callbacks import Callback, LMCall, ModuleCall
 from .errors import (
     AuthenticationError,
     BadRequestError,
@@ -33,9 +36,12 @@ from .history import HistoryEntry, inspect_history
 from .image import Image
 from .lm import LM, BaseLM, FallbackLM, Timeout
 from .messages import Completion, LMRequest, Message, StreamEvent, StreamRestart, TextDelta, Usage
+from .otel import OTelCallback, instrument
 from .predictors import ChainOfThought, Demo, Predict
+from .pricing import ModelUsage, Price, UsageTracker, price_for, register_price, track_usage
 from .redis_cache import RedisCache
-from .settings import configure, context
+from .resilience import BreakerState, CircuitBreaker, RateLimiter, breaker_for
+from .settings import configure, context, current_callbacks
 from .signature import AdapterPrompts, FieldSpec, Signature
 from .tools import ToolSpec
 
@@ -47,11 +53,14 @@ __all__ = [
     "BadRequestError",
     "BadResponseError",
     "BaseLM",
+    "BreakerState",
     "Cache",
     "CacheError",
     "CacheStats",
+    "Callback",
     "ChainOfThought",
     "ChatAdapter",
+    "CircuitBreaker",
     "CircuitOpenError",
     "Completion",
     "CompletionCache",
@@ -64,14 +73,20 @@ __all__ = [
     "HistoryEntry",
     "Image",
     "JSONAdapter",
+    "LMCall",
     "LMConnectionError",
     "LMError",
     "LMRequest",
     "LMTimeoutError",
     "Message",
+    "ModelUsage",
+    "ModuleCall",
+    "OTelCallback",
     "OutputParseError",
     "Predict",
+    "Price",
     "RateLimitError",
+    "RateLimiter",
     "RedisCache",
     "ServerError",
     "SigforgeError",
@@ -85,9 +100,16 @@ __all__ = [
     "ToolSpec",
     "TruncatedOutputError",
     "Usage",
+    "UsageTracker",
     "__version__",
+    "breaker_for",
     "check_generated_version",
     "configure",
     "context",
+    "current_callbacks",
     "inspect_history",
+    "instrument",
+    "price_for",
+    "register_price",
+    "track_usage",
 ]

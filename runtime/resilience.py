@@ -64,7 +64,6 @@ LM object talking to the same endpoint shares what it learnt.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import math
 import threading
@@ -223,6 +222,8 @@ class RateLimiter:
         Cancelling the waiting task takes it out of the queue (or gives back what it was
         granted but had not yet used).
         """
+        import asyncio  # imported on first use: importing sigforge stays cheap
+
         self._check(tokens)
         loop = asyncio.get_running_loop()
         event = asyncio.Event()
