@@ -10,8 +10,9 @@ it and ``lm_requested`` / ``lm_responded`` around its LM call. Timed per such qu
 * ``one no-op callback``: a registered ``Callback`` whose hooks do nothing (ids,
   call records and the parent context variable are made).
 
-Each round times ``--calls`` quartets; reported is the median time per quartet over
-``--rounds`` rounds, and the no-callbacks case minus the baseline.
+Each round times ``--calls`` quartets of every case in turn (so machine noise hits all
+cases alike); reported is the median time per quartet over ``--rounds`` rounds, and the
+no-callbacks case minus the baseline.
 
     python bench/callbacks_overhead.py [--rounds 15] [--calls 20000]
 """
@@ -70,17 +71,18 @@ def dispatch() -> None:
     module_ended(call, OUTPUTS, None)
 
 
-def timed(function: Callable[[], None], calls: int, rounds: int) -> dict[str, float]:
-    samples = []
-    for _ in range(rounds):
-        gc.collect()
-        gc.disable()
-        start = time.perf_counter()
-        for _ in range(calls):
-            function()
-        samples.append((time.perf_counter() - start) / calls * 1e9)
-        gc.enable()
-    return summary(samples)
+def timed(function: Callable[[], None], calls: int) -> float:
+    """Nanoseconds per call of ``function``, over ``calls`` calls."""
+    gc.collect()
+    gc.disable()
+    start = time.perf_counter()
+    for _ in range(calls):
+        function()
+    elapsed = time.perf_counter() - start
+    gc.enable()
+    return elapsed / calls * 1e9
+
+
 
 
 def main() -> None:
@@ -89,14 +91,18 @@ def main() -> None:
     parser.add_argument("--calls", type=int, default=20000)
     args = parser.parse_args()
 
-    configure(callbacks=[])
-    results = {
-        "baseline": timed(baseline, args.calls, args.rounds),
-        "no callbacks": timed(dispatch, args.calls, args.rounds),
+    cases: dict[str, tuple[list[Callback] | None, Callable[[], None]]] = {
+        "baseline": (None, baseline),
+        "no callbacks": ([], dispatch),
+        "one no-op callback": ([Callback()], dispatch),
     }
-    configure(callbacks=[Callback()])
-    results["one no-op callback"] = timed(dispatch, args.calls, args.rounds)
+    samples: dict[str, list[float]] = {name: [] for name in cases}
+    for _ in range(args.rounds):
+        for name, (callbacks, function) in cases.items():
+            configure(callbacks=callbacks or [])
+            samples[name].append(timed(function, args.calls))
     configure(callbacks=[])
+    results = {name: summary(values) for name, values in samples.items()}
 
     print(f"per predictor call (4 dispatches), median of {args.rounds} rounds x {args.calls}:")
     for name, stats in results.items():
