@@ -32,7 +32,7 @@ from .model import (
     PredictorKind,
     PyValue,
 )
-from .names import RUNTIME_NAMES, generated_names, tool_class_names
+from .names import RUNTIME_NAMES, STREAMING_NAMES, generated_names, partial_name, tool_class_names
 from .pysource import py_literal
 from .pytypes import build_enum
 from .types import (
@@ -106,6 +106,7 @@ RESERVED_MODULE_NAMES = frozenset(
         "datetime",
         "annotations",
         *RUNTIME_NAMES,
+        *STREAMING_NAMES,
         *(n for n in dir(builtins) if not n.startswith("_")),
     }
 )
@@ -325,9 +326,11 @@ class Checker:
         for name, sym in sorted(self._imported.items()):
             names = by_module.setdefault(sym.module, [])
             if sym.kind == "signature":
-                names += [name, f"{name}Inputs", f"{name}Outputs"]
+                names += [name, f"{name}Inputs", f"{name}Outputs", partial_name(f"{name}Outputs")]
             elif sym.kind == "tool":
                 names += list(tool_class_names(name))
+            elif sym.kind == "class":
+                names += [name, partial_name(name)]
             else:
                 names.append(name)
         return tuple(CheckedImport(m, tuple(sorted(n))) for m, n in sorted(by_module.items()))

@@ -17,7 +17,7 @@ from sigforge.runtime.signature import FieldSpec
 from .extend import run_signature_name
 from .layout import Bracket, Node, call_node, import_node, string_node, value_node
 from .model import CheckedField, CheckedModule, CheckedSignature, CheckedTool
-from .names import tool_class_names
+from .names import STREAMING_NAMES, partial_name, tool_class_names
 from .pysource import py_literal
 from .pytypes import enum_docstring, pydantic_field
 from .types import (
@@ -25,6 +25,7 @@ from .types import (
     Primitive,
     SigType,
     TypeResolver,
+    partial_type,
     uses_literal,
     walk,
 )
@@ -53,6 +54,9 @@ class SignatureIR:
     instructions: Node
     inputs_model: str
     outputs_model: str
+    #: the outputs while they stream in (every field optional), and its attributes
+    partial_model: str
+    partial_fields: tuple[Node, ...]
     define_inputs_model: bool
     #: the signature this one extends (its inputs are that signature's inputs)
     extends: str | None
@@ -82,6 +86,12 @@ class PredictorIR:
     #: the bodies of ``__call__`` and ``acall``
     run: Node
     arun: Node
+    #: the return annotations (``) -> PredictionStream[...]:`` lines) and bodies of
+    #: ``stream`` and ``astream``
+    stream_returns: Node
+    astream_returns: Node
+    stream: Node
+    astream: Node
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,6 +112,9 @@ class ClassIR:
     name: str
     docstring: str
     fields: tuple[FieldIR, ...]
+    #: the class's partial model and its attributes
+    partial_name: str
+    partial_fields: tuple[Node, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,6 +153,8 @@ class ModuleIR:
     pydantic_imports: tuple[str, ...]
     #: the ``from sigforge.runtime import ...`` statement
     runtime_import: Node
+    #: the ``from sigforge.runtime.streaming import ...`` statement ("" when not needed)
+    streaming_import: Node
 
 
 def _spec_node(spec: FieldSpec) -> Node:
@@ -188,6 +203,15 @@ def _attribute_ir(field: CheckedField, spec: Node = "") -> FieldIR:
     return FieldIR(field.name, field.type.source(), attribute, uses_field, param_default, spec)
 
 
+def _partial_attribute(field: CheckedField) -> Node:
+    """A partial model's attribute: the field's partial type, default None, its description
+    (constraints are left to the complete model: a prefix of a valid value may break them)."""
+    head = f"{field.name}: {partial_type(field.type).source()}"
+    if field.description:
+        return call_node(f"{head} = Field", ["default=None", string_node("description=", field.description)])
+    return f"{head} = None"
+
+
 def _specs_node(lead: str, fields: tuple[FieldIR, ...]) -> Node:
     specs = tuple(f.spec for f in fields)
     return Bracket(f"{lead} = (", specs, ")", one_tuple=len(specs) == 1)
@@ -228,6 +252,8 @@ def _signature_ir(sig: CheckedSignature, types: TypeResolver, inherited: str = "
         instructions=string_node("instructions = ", instructions),
         inputs_model=f"{base}Inputs",
         outputs_model=f"{sig.name}Outputs",
+        partial_model=partial_name(f"{sig.name}Outputs"),
+        partial_fields=tuple(_partial_attribute(f) for f in sig.outputs),
         define_inputs_model=sig.extends is None,
         extends=sig.extends,
         input_fields=input_fields,
@@ -295,6 +321,7 @@ def lower(module: CheckedModule, types: TypeResolver) -> ModuleIR:
         run = by_name[run_signature_name(pred)]
         build = call_node(run.inputs_model, [f"{f.name}={f.name}" for f in run.input_fields])
         base = "ChainOfThought" if pred.kind == "chain_of_thought" else "Predict"
+        models = (run.partial_model, run.outputs_model)
         predictors.append(
             PredictorIR(
                 name=pred.name,
@@ -309,6 +336,10 @@ def lower(module: CheckedModule, types: TypeResolver) -> ModuleIR:
                 header=Bracket(f"class {pred.name}(", (f"{base}[{run.inputs_model}, {run.outputs_model}]",), "):"),
                 run=call_node("return self.run", [build]),
                 arun=call_node("return await self.arun", [build]),
+                stream_returns=Bracket(") -> PredictionStream[", models, "]:"),
+                astream_returns=Bracket(") -> AsyncPredictionStream[", models, "]:"),
+                stream=call_node("return self.run_stream", [build]),
+                astream=call_node("return self.arun_stream", [build]),
             )
         )
     doc = module.doc or f"Typed signatures and predictors generated from {module.source}."
@@ -327,11 +358,21 @@ def lower(module: CheckedModule, types: TypeResolver) -> ModuleIR:
     attributes = [f for s in signatures for f in (*s.input_fields, *s.output_fields)]
     attributes += [_attribute_ir(f) for c in module.classes for f in c.fields]
     attributes += [_attribute_ir(p) for t in module.tools for p in t.params]
-    if any(f.uses_field for f in attributes):
-        pydantic.add("Field")
+    partial_attributes = [a for s in signatures for a in s.partial_fields]
     classes = tuple(
-        ClassIR(c.name, c.doc, tuple(_attribute_ir(f) for f in c.fields)) for c in module.classes
+        ClassIR(
+            c.name,
+            c.doc,
+            tuple(_attribute_ir(f) for f in c.fields),
+            partial_name(c.name),
+            tuple(_partial_attribute(f) for f in c.fields),
+        )
+        for c in module.classes
     )
+    partial_attributes += [a for c in classes for a in c.partial_fields]
+    # a partial attribute is a ``Field(...)`` call (a layout node) exactly when it has a description
+    if any(f.uses_field for f in attributes) or any(not isinstance(a, str) for a in partial_attributes):
+        pydantic.add("Field")
     return ModuleIR(
         source=module.source,
         doc=doc,
@@ -357,4 +398,5 @@ def lower(module: CheckedModule, types: TypeResolver) -> ModuleIR:
         predictors=tuple(predictors),
         pydantic_imports=tuple(sorted(pydantic)),
         runtime_import=import_node("sigforge.runtime", sorted(runtime)),
+        streaming_import=import_node("sigforge.runtime.streaming", STREAMING_NAMES) if predictors else "",
     )

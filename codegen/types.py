@@ -17,6 +17,7 @@ import typing
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
+from .names import partial_name
 from .pysource import py_literal
 
 PRIMITIVES = ("str", "int", "float", "bool", "date", "datetime")
@@ -187,6 +188,32 @@ def strip_optional(t: SigType) -> SigType:
     if isinstance(t, UnionOf) and t.optional:
         return t.without_none()
     return t
+
+
+def partial_type(t: SigType) -> SigType:
+    """The type of ``t``'s value while it streams in, ``None`` while it has not arrived.
+
+    Declared classes become their partial models (``CitationPartial``, every field
+    optional), inside lists, dicts, tuples and unions too, so an object that is still
+    incomplete validates; every other type is unchanged (its values arrive whole)."""
+
+    def inner(t: SigType) -> SigType:
+        if isinstance(t, DeclaredType) and t.kind == "class":
+            return DeclaredType("class", partial_name(t.name), t.module)
+        if isinstance(t, ListOf):
+            return ListOf(inner(t.item))
+        if isinstance(t, TupleOf):
+            return TupleOf(tuple(inner(i) for i in t.items), t.variadic)
+        if isinstance(t, DictOf):
+            return DictOf(t.key, inner(t.value))  # keys are never classes
+        if isinstance(t, UnionOf):
+            return UnionOf(tuple(inner(m) for m in t.members))
+        return t
+
+    partial = inner(t)
+    if isinstance(partial, UnionOf):
+        return partial if partial.optional else UnionOf((*partial.members, NoneType_()))
+    return UnionOf((partial, NoneType_()))
 
 
 def uses_literal(t: SigType) -> bool:

@@ -25,6 +25,7 @@ from .lm import BaseLM
 from .messages import Completion, LMRequest, Message
 from .settings import current_adapter, current_lm
 from .signature import AdapterPrompts, Signature
+from .streaming import AsyncPredictionStream, PredictionStream, StreamedPrediction
 
 InT = TypeVar("InT", bound=BaseModel)
 OutT = TypeVar("OutT", bound=BaseModel)
@@ -324,6 +325,28 @@ class Predict(Generic[InT, OutT]):
         if adapter.name == "chat" and exc.structural:
             return ADAPTERS["json"]
         raise exc
+
+    # ------------------------------------------------------------ streaming
+    def run_stream(self, inputs: InT) -> PredictionStream[Any, OutT]:
+        """Stream the prediction for a validated inputs model: partial outputs as the
+        reply arrives, then the outputs. The generated ``stream`` method types the
+        partials as the signature's partial model; see :mod:`sigforge.runtime.streaming`."""
+        return PredictionStream(self._streamed(inputs))
+
+    def arun_stream(self, inputs: InT) -> AsyncPredictionStream[Any, OutT]:
+        """Async :meth:`run_stream` (``async for`` over the partials, ``await final()``)."""
+        return AsyncPredictionStream(self._streamed(inputs))
+
+    def _streamed(self, inputs: InT) -> StreamedPrediction:
+        """A streamed prediction taking this predictor's own steps (request, parse, fallback)."""
+        return StreamedPrediction(
+            self.signature,
+            self._lm(),
+            self._resolve_adapter(),
+            request=lambda adapter: self._request(inputs, adapter),
+            outputs=self._outputs,
+            fallback=self._fallback,
+        )
 
     # ------------------------------------------------------------ state
     def dump_state(self) -> dict[str, Any]:

@@ -1,7 +1,8 @@
 """What generated signature classes carry: field metadata and precomputed prompt parts.
 
-A generated module defines, per signature, an inputs model, an outputs model and a
-subclass of :class:`Signature` that names both and lists the fields in prompt order.
+A generated module defines, per signature, an inputs model, an outputs model, a partial
+outputs model (for streaming) and a subclass of :class:`Signature` that names them and
+lists the fields in prompt order.
 Nothing here is built per call.
 """
 
@@ -57,6 +58,10 @@ class Signature:
     instructions: ClassVar[str]
     inputs: ClassVar[type[BaseModel]]
     outputs: ClassVar[type[BaseModel]]
+    #: the outputs while they stream in: the same fields, each optional (None until it
+    #: arrives), declared classes replaced by their partial models (see
+    #: :mod:`sigforge.runtime.streaming`)
+    partial_outputs: ClassVar[type[BaseModel]]
     input_fields: ClassVar[tuple[FieldSpec, ...]]
     output_fields: ClassVar[tuple[FieldSpec, ...]]
     #: adapter name ("chat", "json") -> prompt parts for ``instructions``

@@ -28,7 +28,7 @@ def test_generated_package_and_pipelines_type_check_as_expected() -> None:
     assert outside_bad == [], run.stdout
     found = {(int(m.group(1)), m.group(2)) for e in errors if (m := re.match(r"[^:]+:(\d+):\d+: error: (.*)", e))}
     lines = {line for line, _ in found}
-    assert lines == {7, 8, 9, 17, 18, 19, 26, 28}, run.stdout
+    assert lines == {7, 8, 9, 17, 18, 19, 26, 28, 30, 31}, run.stdout
     messages = " | ".join(message for _, message in sorted(found))
     assert 'Unexpected keyword argument "questoin"' in messages
     assert 'Argument "question" to "__call__" of "Answerer" has incompatible type "int"; expected "str"' in messages
@@ -38,3 +38,5 @@ def test_generated_package_and_pipelines_type_check_as_expected() -> None:
     assert 'expression has type "str", variable has type "Priority"' in messages
     assert 'variable has type "LookupOrderFunction"' in messages
     assert '"Department" has no attribute "valuee"' in messages
+    assert '"AnswerQuestionWithReasoningOutputsPartial" has no attribute "answr"' in messages
+    assert 'expression has type "str | None", variable has type "str"' in messages

@@ -26,3 +26,6 @@ def lookup(*, order_id: int, include_items: bool = False) -> dict[str, str]:
 tool: LookupOrderFunction = lookup  # the tool's argument is a str, not an int
 ok = Triage()(message="Help", received=datetime.datetime.now())
 print(ok.summary.department.valuee)  # misspelled attribute of an enum member
+for partial in Answerer().stream(question="Who?", context=["..."]):
+    print(partial.answr)  # misspelled field of a partial
+    text: str = partial.answer  # a partial's field may still be None

@@ -68,3 +68,44 @@ def triage_ticket(message: str) -> tuple[str, list[int]]:
     return f"{out.summary.department.value} {urgent} {due} {first + second}", [
         c.article_id for c in quick.citations
     ]
+
+
+def stream_answer(question: str) -> str:
+    """Streaming: typed partials (every field optional), then the typed outputs."""
+    from generated.qa import AnswerQuestionOutputs, AnswerQuestionOutputsPartial
+    from sigforge.runtime.streaming import PredictionStream
+
+    stream: PredictionStream[AnswerQuestionOutputsPartial, AnswerQuestionOutputs]
+    with QuickAnswer().stream(question=question, context=["..."]) as stream:
+        for partial in stream:
+            shown: str | None = partial.answer
+            sure: float | None = partial.confidence
+            print(shown or "", sure)
+        out: AnswerQuestionOutputs = stream.final()
+    return out.answer
+
+
+def stream_ticket(message: str) -> list[str]:
+    """Partials of declared classes are their partial models, in lists too."""
+    import datetime
+
+    from generated.common import CitationPartial
+    from generated.support import QuickTriage, TicketSummaryPartial
+
+    titles: list[str] = []
+    stream = QuickTriage().stream(message=message, received=datetime.datetime(2026, 1, 1))
+    for partial in stream:
+        summary: TicketSummaryPartial | None = partial.summary
+        cited: list[CitationPartial] = partial.citations or []
+        titles += [c.title or "" for c in cited]
+        if summary is not None and summary.department is not None:
+            titles.append(summary.department.value)
+    return titles + [c.title for c in stream.final().citations]
+
+
+async def stream_reasoning(question: str) -> str:
+    stream = Answerer().astream(question=question, context=["..."])
+    async for partial in stream:
+        thought: str | None = partial.reasoning
+        print(thought)
+    return (await stream.final()).reasoning
