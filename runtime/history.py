@@ -63,6 +63,18 @@ class HistoryEntry:
     #: repairs the reply needed before it could be read (names from ``parsing.REPAIRS``)
     repairs: tuple[str, ...] = ()
 
+    @property
+    def cost(self) -> float | None:
+        """What the call cost in USD by :mod:`~sigforge.runtime.pricing` (0 for a cache
+        hit), or ``None`` when the model has no known price."""
+        if self.cached:
+            return 0.0
+        from .pricing import price_for
+
+        provider, _, name = self.model.partition("/")
+        price = price_for(provider, name) if name else None
+        return None if price is None else price.cost(self.usage)
+
 
 _lock = threading.Lock()
 _entries: deque[HistoryEntry] = deque(maxlen=DEFAULT_HISTORY_LIMIT)
@@ -172,6 +184,10 @@ def render_entry(entry: HistoryEntry) -> str:
     )
     if entry.cached:
         tokens += " (cached: not counted in the LM's usage)"
+    else:
+        cost = entry.cost
+        if cost is not None:
+            tokens += f", cost ${cost:.6f}"
     lines.append(tokens)
     if entry.repairs:
         lines.append(f"Repairs: {', '.join(entry.repairs)}")
