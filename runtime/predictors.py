@@ -10,7 +10,7 @@ the final user message is formatted and the reply parsed.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
@@ -18,8 +18,10 @@ from typing import Annotated, Any, ClassVar, Generic, Literal, TypeVar, cast, ov
 
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
+from . import history
 from ._version import __version__
 from .adapters import ADAPTERS, Adapter, adapter_for
+from .callbacks import Callback, module_ended, module_started
 from .errors import OutputParseError, SigforgeError, StateError, TruncatedOutputError
 from .lm import BaseLM
 from .messages import Completion, LMRequest, Message
@@ -67,8 +69,11 @@ class Predict(Generic[InT, OutT]):
         adapter: Adapter | str | None = None,
         instructions: str | None = None,
         demos: Iterable[Demo | Mapping[str, Any]] = (),
+        callbacks: Sequence[Callback] = (),
     ) -> None:
         self.lm = lm
+        #: callbacks that see this predictor's calls (besides those of the settings)
+        self.callbacks = tuple(callbacks)
         self.adapter: Adapter | None = get_adapter(adapter) if adapter is not None else None
         self._instructions: str | None = None
         self._prompt_cache: dict[str, AdapterPrompts] = {}
@@ -187,27 +192,41 @@ class Predict(Generic[InT, OutT]):
 
     def run(self, inputs: InT) -> OutT:
         """Predict the outputs for a validated inputs model."""
-        lm = self._lm()
-        adapter = self._resolve_adapter()
-        completion = lm.complete(self._request(inputs, adapter))
+        call = module_started(type(self).__name__, self.signature.name, inputs, self.callbacks)
         try:
-            return self._outputs(adapter, completion)
-        except OutputParseError as exc:
-            fallback = self._fallback(adapter, exc)
-            completion = lm.complete(self._request(inputs, fallback))
-            return self._outputs(fallback, completion)
+            lm = self._lm()
+            adapter = self._resolve_adapter()
+            completion = lm.complete(self._request(inputs, adapter))
+            try:
+                outputs = self._outputs(adapter, completion)
+            except OutputParseError as exc:
+                fallback = self._fallback(adapter, exc)
+                completion = lm.complete(self._request(inputs, fallback))
+                outputs = self._outputs(fallback, completion)
+        except BaseException as error:
+            module_ended(call, None, error)
+            raise
+        module_ended(call, outputs, None)
+        return outputs
 
     async def arun(self, inputs: InT) -> OutT:
         """Async :meth:`run`."""
-        lm = self._lm()
-        adapter = self._resolve_adapter()
-        completion = await lm.acomplete(self._request(inputs, adapter))
+        call = module_started(type(self).__name__, self.signature.name, inputs, self.callbacks)
         try:
-            return self._outputs(adapter, completion)
-        except OutputParseError as exc:
-            fallback = self._fallback(adapter, exc)
-            completion = await lm.acomplete(self._request(inputs, fallback))
-            return self._outputs(fallback, completion)
+            lm = self._lm()
+            adapter = self._resolve_adapter()
+            completion = await lm.acomplete(self._request(inputs, adapter))
+            try:
+                outputs = self._outputs(adapter, completion)
+            except OutputParseError as exc:
+                fallback = self._fallback(adapter, exc)
+                completion = await lm.acomplete(self._request(inputs, fallback))
+                outputs = self._outputs(fallback, completion)
+        except BaseException as error:
+            module_ended(call, None, error)
+            raise
+        module_ended(call, outputs, None)
+        return outputs
 
     def _outputs(self, adapter: Adapter, completion: Completion) -> OutT:
         """The typed outputs of a whole reply; a reply cut off by the token limit is an error."""
@@ -222,7 +241,10 @@ class Predict(Generic[InT, OutT]):
                 ),
                 raw=completion.text,
             )
-        return cast(OutT, adapter.parse(self.signature, completion.text))
+        parsed = adapter.parse_reply(self.signature, completion.text)
+        if parsed.repairs:
+            history.add_repairs(completion.call_id, parsed.repairs)
+        return cast(OutT, parsed.outputs)
 
     # ------------------------------------------------------------ many calls
     @overload
