@@ -142,11 +142,6 @@ class PartialParser:
         self._valid: dict[str, Any] = {}
         self._last = self._empty
 
-    @property
-    def text(self) -> str:
-        """The reply's text received since the last restart."""
-        return self._text
-
     def feed(self, text: str) -> BaseModel | None:
         """Take more of the reply; the new partial when the outputs changed, else None."""
         self._text += text
@@ -159,7 +154,7 @@ class PartialParser:
         self._raw = raw
         textual = shape == "chat"
         values = {name: self._coerce(name, value, textual) for name, value in raw.items()}
-        return self._emit(self._validate(values, textual))
+        return self._emit(self._validate(values))
 
     def finish(self, outputs: BaseModel) -> BaseModel | None:
         """The partial holding exactly the final ``outputs``, if it differs from the last."""
@@ -216,10 +211,10 @@ class PartialParser:
         except ValueError:
             return value
 
-    def _validate(self, values: dict[str, Any], textual: bool) -> BaseModel:
+    def _validate(self, values: dict[str, Any]) -> BaseModel:
         """The partial model of ``values``. A field that does not validate is coerced
-        inside (the adapters' second pass), else keeps its last valid value, else is left
-        out."""
+        inside (the adapters' second pass, on data), else keeps its last valid value, else
+        is left out."""
         for attempt in range(3):
             try:
                 partial = self._model.model_validate(values)
@@ -229,7 +224,7 @@ class PartialParser:
                     deep = self._fields[name].deep
                     if attempt == 0 and deep is not None:
                         try:
-                            values[name] = deep(values[name], textual, [])
+                            values[name] = deep(values[name], False, [])
                             continue
                         except ValueError:
                             pass

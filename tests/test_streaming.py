@@ -232,6 +232,20 @@ def test_json_partials_fill_nested_objects_with_whole_values(gen: ModuleType) ->
     assert all(s in ([], [(10, 25)], [(10, 25), (40, 52)]) for s in spans)
 
 
+def test_values_are_repaired_as_the_final_parse_repairs_them(gen: ModuleType) -> None:
+    data = {**JSON_DATA, "confidence": "0.75", "tone": "URGENT",
+            "sources": [{"doc": "12", "title": "Atlas", "url": "https://x"}]}
+    reply = json.dumps(data)
+    stream = gen.JsonAnswerer(lm=ScriptedLM([reply], chunk_size=6)).stream(question="?")
+    partials = collect(stream)
+    final = stream.final()
+    assert final == gen.JsonAnswerer(lm=ScriptedLM([reply]))(question="?")
+    # a number as a string, an enum value in capitals, an unknown key inside an object
+    assert {p.confidence for p in partials} == {None, 0.75}
+    assert {p.tone for p in partials} == {None, gen.Tone.urgent}
+    assert [p.sources for p in partials if p.sources][-1] == [gen.SourcePartial(doc=12, title="Atlas")]
+
+
 def test_json_reply_in_a_fence_with_prose(gen: ModuleType) -> None:
     reply = f"Here you go:\n```json\n{json.dumps(JSON_DATA, indent=2)}\n```\nAnything else?"
     stream = gen.JsonAnswerer(lm=ScriptedLM([reply], chunk_size=9)).stream(question="?")
