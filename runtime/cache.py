@@ -49,7 +49,7 @@ import time
 import warnings
 import weakref
 from collections import OrderedDict
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import asdict, dataclass, replace
 from typing import TYPE_CHECKING, Any, Final, Literal, Self, TypeAlias, TypeVar
 
@@ -489,7 +489,10 @@ class Cache(CompletionCache):
             if conn is not None:
                 with contextlib.suppress(sqlite3.Error):
                     conn.close()
-            self._disk_trouble(exc)
+            if isinstance(exc, sqlite3.Error) and _is_busy(exc):
+                self._busy(exc)  # another process is setting the file up: try again later
+            else:
+                self._disk_trouble(exc)
             return None
         self._conn, self._conn_pid = conn, os.getpid()
         _open_caches.add(self)
@@ -506,7 +509,7 @@ class Cache(CompletionCache):
         try:
             return action()
         except sqlite3.Error as exc:
-            if getattr(exc, "sqlite_errorcode", 0) & 0xFF in (_SQLITE_BUSY, _SQLITE_LOCKED):
+            if _is_busy(exc):
                 self._busy(exc)
             else:
                 self._disk_trouble(exc)
@@ -664,7 +667,8 @@ class Cache(CompletionCache):
 
     def _reclaim_space(self, conn: sqlite3.Connection) -> None:
         """Give the freed pages back to the file system (files made by this version)."""
-        self._run(lambda: conn.execute("PRAGMA incremental_vacuum").fetchall())
+        # executescript steps the pragma to the end (execute would free a single page).
+        self._run(lambda: conn.executescript("PRAGMA incremental_vacuum;"))
 
     def _file_bytes(self) -> int:
         assert self.path is not None
@@ -777,8 +781,14 @@ def _prepare_schema(conn: sqlite3.Connection) -> None:
 def _check_identity(conn: sqlite3.Connection) -> int:
     """The file's layout version: 0 for an empty file or the first, unversioned layout.
 
-    Only reads. Raises :class:`_Unusable` for a newer layout or another program's database.
+    Only reads, all from one snapshot (another process may be creating the file).
+    Raises :class:`_Unusable` for a newer layout or another program's database.
     """
+    with _snapshot(conn):
+        return _identity(conn)
+
+
+def _identity(conn: sqlite3.Connection) -> int:
     version = _user_version(conn)
     if version > SCHEMA_VERSION:
         raise _Unusable(
@@ -841,6 +851,11 @@ def _migrate_from_v1(conn: sqlite3.Connection) -> None:
     conn.execute("DROP TABLE completions_v1")
 
 
+def _is_busy(exc: sqlite3.Error) -> bool:
+    """Whether ``exc`` means another connection holds a lock we need."""
+    return getattr(exc, "sqlite_errorcode", 0) & 0xFF in (_SQLITE_BUSY, _SQLITE_LOCKED)
+
+
 def _bump(conn: sqlite3.Connection, counter: str, by: int) -> None:
     if by:
         conn.execute("UPDATE meta SET value = value + ? WHERE name = ?", (by, counter))
@@ -879,15 +894,28 @@ def _counts(conn: sqlite3.Connection) -> dict[str, int]:
 
 def _read_stats(conn: sqlite3.Connection) -> tuple[dict[str, int], float | None, float | None]:
     """The meta counters and the oldest/newest entry's time, from one snapshot."""
-    conn.execute("BEGIN")
-    try:
+    with _snapshot(conn):
         counts = _counts(conn)
         oldest, newest = conn.execute(
             "SELECT MIN(created), MAX(created) FROM completions"
         ).fetchone()
-    finally:
-        conn.execute("COMMIT")
     return counts, oldest, newest
+
+
+@contextlib.contextmanager
+def _snapshot(conn: sqlite3.Connection) -> Iterator[None]:
+    """Reads in the block see one state of the file (unless a transaction is already open)."""
+    if conn.in_transaction:
+        yield
+        return
+    conn.execute("BEGIN")
+    try:
+        yield
+    finally:
+        import sqlite3
+
+        with contextlib.suppress(sqlite3.Error):
+            conn.execute("COMMIT")
 
 
 def _remedy(exc: Exception) -> str:

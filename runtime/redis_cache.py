@@ -18,8 +18,9 @@ not this cache's.
 **An unreachable server never fails an LM call.** Connecting and each command time out
 after ``timeout`` seconds; a failure is reported once as a ``RuntimeWarning``, lookups
 miss and writes are dropped, and the server is tried again after ``retry_interval``
-seconds (``on_error="raise"`` raises :class:`~sigforge.runtime.cache.CacheError`
-instead). The ``redis`` package is imported only when a ``RedisCache`` is created;
+seconds. A command the server refuses (say, a write when it is out of memory under
+``noeviction``) is just skipped, with one warning. ``on_error="raise"`` raises
+:class:`~sigforge.runtime.cache.CacheError` instead. The ``redis`` package is imported only when a ``RedisCache`` is created;
 install it with ``pip install 'sigforge[redis]'``.
 """
 
@@ -90,12 +91,19 @@ class RedisCache(CompletionCache):
             url, socket_timeout=timeout, socket_connect_timeout=timeout
         )
         self._errors: tuple[type[Exception], ...] = (redis.RedisError, OSError)
+        # Failures that mean the server is out of reach (others are refused commands).
+        self._outages: tuple[type[Exception], ...] = (
+            redis.ConnectionError,
+            redis.TimeoutError,
+            OSError,
+        )
         self._stats_key = f"{prefix}stats"
         self._lock = threading.Lock()  # guards the counters and the outage state below
         self._hits = self._misses = self._lookups = 0
         self._flushed_at = time.monotonic()
         self._down = False
         self._retry_at = 0.0
+        self._refusal_warned = False
 
     def __repr__(self) -> str:
         ttl = f", ttl={self.ttl!r}" if self.ttl is not None else ""
@@ -281,21 +289,29 @@ class RedisCache(CompletionCache):
                 self._down = False
 
     def _trouble(self, exc: Exception) -> None:
+        # A pipeline's error quotes the command, cached text included: keep only the reason.
+        reason = str(exc).rpartition(" caused error: ")[2][:300]
         message = (
-            f"sigforge Redis cache at {_redacted(self.url)} failed ({type(exc).__name__}: {exc})"
+            f"sigforge Redis cache at {_redacted(self.url)} failed ({type(exc).__name__}: {reason})"
         )
         if self.on_error == "raise":
             raise CacheError(message) from exc
+        outage = isinstance(exc, self._outages)
         with self._lock:
-            first = not self._down
-            self._down = True
-            self._retry_at = time.monotonic() + self.retry_interval
+            if outage:  # leave the server alone for a while
+                first = not self._down
+                self._down = True
+                self._retry_at = time.monotonic() + self.retry_interval
+            else:  # the server refused this command (e.g. a write when full, under noeviction)
+                first = not self._refusal_warned
+                self._refusal_warned = True
         if first:
-            warnings.warn(
-                f"{message}; continuing without it, trying again every {self.retry_interval:g} s",
-                RuntimeWarning,
-                stacklevel=3,
+            then = (
+                f"continuing without it, trying again every {self.retry_interval:g} s"
+                if outage
+                else "the command was skipped (further refusals are not reported)"
             )
+            warnings.warn(f"{message}; {then}", RuntimeWarning, stacklevel=3)
 
 
 def _redacted(url: str) -> str:

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from sigforge.runtime.cache import Cache, cache_key
+from sigforge.runtime.cache import Cache, CacheStats, CompletionCache, cache_key
 from sigforge.runtime.history import last
 from sigforge.runtime.lm import LM
 from sigforge.runtime.messages import Completion, LMRequest, Message, Usage
@@ -322,3 +322,54 @@ def test_a_new_process_reuses_the_disk_cache(tmp_path: Path) -> None:
         assert len(server.requests) == 1  # no new request: the second process hit the cache
     assert first == {"text": "Paris.", "cached": False}
     assert second == {"text": "Paris.", "cached": True}
+
+
+class DictCache(CompletionCache):
+    """A user-written cache: anything implementing CompletionCache can be passed as cache=."""
+
+    def __init__(self) -> None:
+        self.data: dict[str, Completion] = {}
+        self.lookups = 0
+
+    def get(self, key: str) -> Completion | None:
+        self.lookups += 1
+        return self.data.get(key)
+
+    def put(self, key: str, completion: Completion) -> None:
+        self.data[key] = dataclasses.replace(completion, cached=True)
+
+    def clear(self, *, expired_only: bool = False) -> int:
+        removed = 0 if expired_only else len(self.data)
+        if not expired_only:
+            self.data.clear()
+        return removed
+
+    def stats(self) -> CacheStats:
+        return CacheStats(entries=len(self.data), hits=0, misses=0)
+
+    def close(self) -> None:
+        pass
+
+
+def test_any_completion_cache_serves_lms_and_settings() -> None:
+    own, shared = DictCache(), DictCache()
+    with OpenAICompatServer(["Paris.", "Lima.", "Quito."]) as server:
+        lm = make_lm(server, cache=own)
+        lm.complete(REQUEST)
+        assert lm.complete(REQUEST).cached
+        configure(cache=shared)
+        other = make_lm(server, temperature=0.5)
+        other.complete(REQUEST)
+        assert other.complete(REQUEST).cached  # from the configured cache
+        with context(cache=own):
+            assert not other.complete(REQUEST).cached  # own holds only the other LM's key
+        assert len(server.requests) == 3
+    assert (len(own.data), own.lookups, len(shared.data)) == (2, 3, 1)
+    assert own.stats().entries == 2 and own.clear() == 2
+
+
+def test_settings_refuse_what_is_not_a_cache() -> None:
+    with pytest.raises(TypeError, match=r"cache must be a CompletionCache \(Cache, RedisCache\)"):
+        configure(cache="redis://localhost")  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="not dict"), context(cache={}):  # type: ignore[arg-type]
+        pass

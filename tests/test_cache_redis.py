@@ -356,6 +356,23 @@ def test_redis_evicts_by_its_own_maxmemory_policy(tmp_path: Path) -> None:
         cache.close()
 
 
+def test_a_full_server_under_noeviction_refuses_writes_but_still_serves(tmp_path: Path) -> None:
+    with redis_server(tmp_path, "--maxmemory", "1mb", "--maxmemory-policy", "noeviction") as server:
+        cache = RedisCache(server.url)
+        cache.put("first", completion("kept"))
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            for i in range(300):
+                cache.put(f"k{i}", completion("x" * 10_000))
+        assert len(caught) == 1
+        message = str(caught[0].message)
+        assert "OutOfMemoryError" in message and "maxmemory" in message and "skipped" in message
+        assert "xxxx" not in message  # the cached text is not quoted
+        hit = cache.get("first")  # reads go on: a refused write is not an outage
+        assert hit is not None and hit.text == "kept"
+        cache.close()
+
+
 def test_without_the_redis_package_the_error_says_what_to_install(monkeypatch: Any) -> None:
     monkeypatch.setitem(sys.modules, "redis", None)  # makes `import redis` fail
     from sigforge.runtime.errors import ConfigurationError

@@ -366,6 +366,36 @@ def test_clear_expired_only_keeps_live_entries_and_counters(path: Path) -> None:
         )
 
 
+def test_clear_gives_the_space_back(path: Path) -> None:
+    with Cache(path) as cache:
+        for i in range(300):
+            cache.put(f"k{i}", completion("x" * 4000))
+    full = path.stat().st_size
+    with Cache(path) as cache:
+        assert cache.clear() == 300
+    assert path.stat().st_size < full / 10
+
+
+def test_a_forked_child_uses_its_own_connection(path: Path) -> None:
+    cache = Cache(path, memory_entries=0)
+    cache.put("parent", completion("from parent"))
+    pid = os.fork()
+    if pid == 0:  # the child: exit code 0 only if everything worked
+        try:
+            found = cache.get("parent")
+            cache.put("child", completion("from child"))
+            cache.close()
+            os._exit(0 if found is not None and found.text == "from parent" else 1)
+        except BaseException:
+            os._exit(2)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    hit = cache.get("child")
+    assert hit is not None and hit.text == "from child"
+    assert cache.get("parent") is not None  # the parent's connection is untouched
+    cache.close()
+
+
 def test_memory_only_cache_has_ttl_and_counts_evictions() -> None:
     clock = Clock()
     cache = Cache(disk=False, memory_entries=2, ttl=5, clock=clock)
