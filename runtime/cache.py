@@ -9,7 +9,8 @@ are stable across processes and interpreter runs and never involve an API key.
 * **Many threads, many processes.** One connection per process, serialised by a lock;
   every change is one SQLite transaction (``BEGIN IMMEDIATE`` where it reads and then
   writes), so concurrent processes see whole entries or none, and a process killed
-  mid-write leaves the file as it was before that transaction.
+  mid-write leaves the file as it was before that transaction. Every value carries a
+  CRC-32: a value damaged on disk is a miss (and is deleted), never a wrong answer.
 * **Cheap hits.** A hit from memory touches no file. A hit is not written back at once:
   an entry's access time (what the LRU eviction orders by) is refreshed only when it is
   older than ``touch_interval``, and those refreshes, like the hit/miss counters, are
@@ -34,7 +35,7 @@ are stable across processes and interpreter runs and never involve an API key.
 
 Nothing touches the disk until the first ``get``/``put``. ``sqlite3``, ``platformdirs``
 and ``pathlib`` are imported only when a cache is created or used, which keeps importing
-this module cheap.
+this module cheap. docs/cache.md is the user's guide.
 """
 
 from __future__ import annotations
