@@ -102,6 +102,11 @@ OnError: TypeAlias = Literal["warn", "raise"]
 
 _T = TypeVar("_T")
 
+# The canonical JSON of a key; built once (``json.dumps`` with options builds one per call).
+_KEY_ENCODER = json.JSONEncoder(
+    sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+)
+
 
 class CacheError(SigforgeError):
     """A cache's storage cannot be used (raised only by caches made with ``on_error="raise"``)."""
@@ -139,9 +144,7 @@ def cache_key(identity: Mapping[str, Any], request: LMRequest) -> str:
         "params": request.params,
     }
     try:
-        canonical = json.dumps(
-            payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
-        )
+        canonical = _KEY_ENCODER.encode(payload)
     except (TypeError, ValueError) as exc:
         raise TypeError(
             f"cannot build a cache key: the LM identity and request params must be plain "

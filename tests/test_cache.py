@@ -129,6 +129,8 @@ def test_lm_keys_follow_settings_but_never_the_api_key() -> None:
 def test_key_rejects_non_json_params() -> None:
     with pytest.raises(TypeError, match="plain JSON"):
         cache_key(IDENTITY, LMRequest(MESSAGES, {"bad": object()}))
+    with pytest.raises(TypeError, match="plain JSON"):
+        cache_key(IDENTITY, LMRequest(MESSAGES, {"temperature": float("nan")}))
 
 
 # -- the Cache object ------------------------------------------------------------------------
