@@ -22,7 +22,7 @@ import threading
 import time
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from . import history
 from ._version import __version__
@@ -358,6 +358,11 @@ class LM(BaseLM):
     with :class:`CircuitOpenError` for 30 s, then lets one probe through); pass a
     :class:`~sigforge.runtime.resilience.CircuitBreaker` for other settings, or
     ``False`` for none.
+
+    ``async_transport``: what carries the async calls (``acomplete``, ``astream``,
+    ``abatch``): ``"aiohttp"`` (default; aiohttp behind httpx's interface) or
+    ``"httpx"`` (httpx's own transport, several times slower under concurrency here:
+    see bench/throughput.py).
     """
 
     def __init__(
@@ -379,6 +384,7 @@ class LM(BaseLM):
         rate_limiter: RateLimiter | None = None,
         circuit_breaker: bool | CircuitBreaker = True,
         callbacks: Sequence[Callback] = (),
+        async_transport: Literal["aiohttp", "httpx"] = "aiohttp",
         **extra_params: Any,
     ) -> None:
         from .providers import NATIVE, PRESETS, provider_for
@@ -403,6 +409,8 @@ class LM(BaseLM):
             raise ValueError("max_retries must be >= 0")
         if max_connections < 1:
             raise ValueError("max_connections must be >= 1")
+        if async_transport not in ("aiohttp", "httpx"):
+            raise ValueError("async_transport must be 'aiohttp' or 'httpx'")
 
         self.provider = prefix or "openai"
         self.wire_format = wire_format
@@ -427,6 +435,7 @@ class LM(BaseLM):
         self.backoff_max = backoff_max
         self.retry_after_max = retry_after_max
         self.max_connections = max_connections
+        self.async_transport = async_transport
         self.rate_limiter = rate_limiter
         if circuit_breaker is True:
             # One breaker per server, shared by every LM that talks to it.
@@ -451,6 +460,7 @@ class LM(BaseLM):
             "rate_limiter": rate_limiter,
             "circuit_breaker": circuit_breaker,
             "callbacks": callbacks,
+            "async_transport": async_transport,
             **extra_params,
         }
         self.url = wire_format.url(self.base_url, name, stream=False)
@@ -562,9 +572,25 @@ class LM(BaseLM):
                     del self._async_clients[old]
                 client = self._async_clients.get(loop)
                 if client is None:
-                    client = httpx.AsyncClient(**self._client_options())
+                    client = httpx.AsyncClient(**self._async_client_options())
                     self._async_clients[loop] = client
         return client
+
+    def _async_client_options(self) -> dict[str, Any]:
+        """Options of the async client: aiohttp underneath unless ``async_transport="httpx"``.
+
+        httpx's own async transport (httpcore on anyio) spends several times the CPU of
+        the blocking one per request and slows down as more requests are in flight
+        (bench/throughput.py measures both); aiohttp behind httpx's interface (the
+        httpx-aiohttp transport, the one OpenAI's and Anthropic's SDKs offer) keeps
+        concurrent calls cheap. Timeouts, streaming and errors behave the same.
+        """
+        options = self._client_options()
+        if self.async_transport == "aiohttp":
+            from httpx_aiohttp import AiohttpTransport
+
+            options["transport"] = AiohttpTransport(limits=options.pop("limits"))
+        return options
 
     def close(self) -> None:
         """Close the blocking client's connections (a later request reopens them).
@@ -1010,9 +1036,7 @@ class LM(BaseLM):
     def _stream_transport_error(
         self, exc: httpx.TransportError, attempt: int, sent_text: bool, deadline: float | None
     ) -> LMError:
-        import httpx
-
-        if sent_text and not isinstance(exc, httpx.TimeoutException):
+        if sent_text and not _timed_out(exc):
             return self._interrupted(
                 attempt, f"the stream broke off: {type(exc).__name__}: {exc}"
             )
@@ -1026,7 +1050,7 @@ class LM(BaseLM):
 
         if (
             deadline is not None
-            and isinstance(exc, httpx.TimeoutException)
+            and _timed_out(exc)
             and time.monotonic() >= deadline - _DEADLINE_SLACK
         ):
             return self._total_timeout(attempt)  # the deadline cut it short: final
@@ -1035,7 +1059,7 @@ class LM(BaseLM):
             raise ConfigurationError(
                 f"{self.model}: unusable base_url {self.base_url!r}"
             ) from None
-        if isinstance(exc, httpx.TimeoutException):
+        if _timed_out(exc):
             limit = self.timeout.connect if isinstance(exc, httpx.ConnectTimeout) else self.timeout.read
             what = "timed out" + (f" (timeout {limit:g} s)" if limit else "")
             return LMTimeoutError(
@@ -1057,6 +1081,22 @@ class LM(BaseLM):
         if self._api_key and self._api_key in text:
             return text.replace(self._api_key, "<redacted>")
         return text
+
+
+def _timed_out(exc: BaseException) -> bool:
+    """Whether a transport error is a timeout.
+
+    httpx says so by type; the aiohttp transport maps some errors that are not timeouts
+    (a dropped connection) to ``ConnectTimeout``, so its original error decides.
+    """
+    import httpx
+
+    if not isinstance(exc, httpx.TimeoutException):
+        return False
+    cause = exc.__cause__
+    if cause is not None and type(cause).__module__.startswith("aiohttp"):
+        return isinstance(cause, TimeoutError)
+    return True
 
 
 def _is_retryable(error: BaseException) -> bool:

@@ -15,7 +15,7 @@ from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from typing import Any
 
-from sigforge.runtime.cache import Cache
+from sigforge.runtime.cache import CompletionCache
 from sigforge.runtime.lm import BaseLM
 from sigforge.runtime.messages import (
     Completion,
@@ -98,7 +98,7 @@ class ScriptedLM(BaseLM):
         *,
         model: str = "scripted",
         default: str | None = None,
-        cache: bool | Cache = False,
+        cache: bool | CompletionCache = False,
         chunk_size: int | None = None,
     ) -> None:
         super().__init__(model, cache=cache)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import socket
 import threading
 import time
@@ -668,7 +669,8 @@ def test_scripted_lm_usage_history_and_no_cache() -> None:
 def test_scripted_lm_items_responder_default_and_async() -> None:
     ready = Completion("ready", Usage(1, 1), model="x")
     lm = ScriptedLM([ready, RateLimitError("scripted 429", status=429)], default="fallback")
-    assert lm.complete(REQUEST) is ready
+    answered = lm.complete(REQUEST)
+    assert answered == dataclasses.replace(ready, call_id=answered.call_id)  # as scripted, numbered
     with pytest.raises(RateLimitError):
         lm.complete(REQUEST)
     assert asyncio.run(lm.acomplete(REQUEST)).text == "fallback"
