@@ -46,7 +46,7 @@ class HistoryEntry:
     timestamp: float
     #: the LM's model string, e.g. ``openai/gpt-4o-mini``
     model: str
-    #: the messages sent (copies; mutating them does not affect the caller's prompts)
+    #: the messages sent (the request's own: read them, do not change them)
     messages: tuple[Message, ...]
     #: sampling and request parameters that were sent besides the messages
     params: Mapping[str, Any]

@@ -265,7 +265,7 @@ class BaseLM(abc.ABC):
                 call_id=call_id,
                 timestamp=wall,
                 model=self.model,
-                messages=tuple(message.copy() for message in request.messages),
+                messages=request.messages,
                 params=self.request_params(request),
                 response=completion.text,
                 usage=completion.usage,
@@ -470,7 +470,6 @@ class LM(BaseLM):
         # loop gets its own client; clients of closed loops are dropped.
         self._async_clients: dict[asyncio.AbstractEventLoop, httpx.AsyncClient] = {}
         self._clients_lock = threading.Lock()
-        self._retry_policy: dict[str, Any] | None = None
 
     def __repr__(self) -> str:
         parts = [repr(self.model)]
@@ -639,46 +638,66 @@ class LM(BaseLM):
 
     # -- retry policy (tenacity) ---------------------------------------------------------------
 
-    def _retry_options(self) -> dict[str, Any]:
-        """tenacity's policy for this LM (built once: its parts hold no per-call state)."""
-        options = self._retry_policy
-        if options is None:
-            from tenacity import retry_if_exception, stop_after_attempt, stop_before_delay
-            from tenacity.stop import stop_base
+    def _retry_options(self, deadline: float | None, first: int) -> dict[str, Any]:
+        """tenacity's policy for the attempts from number ``first`` on.
 
-            stop: stop_base = stop_after_attempt(self.max_retries + 1)
-            if self.timeout.total is not None:
-                stop = stop | stop_before_delay(self.timeout.total)
-            options = self._retry_policy = {
-                "stop": stop,
-                "wait": self._wait,
-                "retry": retry_if_exception(_is_retryable),
-                "reraise": True,
-            }
-        return options
+        Attempt 1 of a whole answer runs before any of this exists (see
+        :meth:`_first_attempt`): tenacity costs ~20 us per call, a measurable share of
+        a loopback request, and is only needed once an attempt failed.
+        """
+        from tenacity import retry_if_exception
 
-    def _retrying(self) -> Retrying:
+        attempts = self.max_retries + 2 - first  # how many tenacity may make
+
+        def stop(state: RetryCallState) -> bool:
+            # out of attempts, or the next one would start past the call's deadline
+            if state.attempt_number >= attempts:
+                return True
+            upcoming = state.upcoming_sleep or 0.0
+            return deadline is not None and time.monotonic() + upcoming >= deadline
+
+        return {
+            "stop": stop,
+            "wait": lambda state: self._delay(state.attempt_number + first - 1, state),
+            "retry": retry_if_exception(_is_retryable),
+            "reraise": True,
+        }
+
+    def _retrying(self, deadline: float | None, first: int = 1) -> Retrying:
         from tenacity import Retrying
 
-        return Retrying(sleep=time.sleep, **self._retry_options())
+        return Retrying(sleep=time.sleep, **self._retry_options(deadline, first))
 
-    def _aretrying(self) -> AsyncRetrying:
+    def _aretrying(self, deadline: float | None, first: int = 1) -> AsyncRetrying:
         import asyncio
 
         from tenacity import AsyncRetrying
 
-        return AsyncRetrying(sleep=asyncio.sleep, **self._retry_options())
+        return AsyncRetrying(sleep=asyncio.sleep, **self._retry_options(deadline, first))
 
-    def _wait(self, retry_state: RetryCallState) -> float:
-        """Seconds to wait after a failed attempt: what the server asked, else jitter."""
-        error = retry_state.outcome.exception() if retry_state.outcome is not None else None
+    def _delay(self, attempt: int, failed: RetryCallState | LMError) -> float:
+        """Seconds to wait after failed attempt number ``attempt``: what the server asked
+        for (up to ``retry_after_max``), else full jitter."""
+        error: BaseException | None
+        if isinstance(failed, LMError):
+            error = failed
+        else:
+            error = failed.outcome.exception() if failed.outcome is not None else None
         retry_after = error.retry_after if isinstance(error, LMError) else None
         if retry_after is not None:
             return max(0.0, min(retry_after, self.retry_after_max))
         import random
 
-        attempt = retry_state.attempt_number
         return random.uniform(0.0, min(self.backoff_max, self.backoff_base * 2 ** (attempt - 1)))
+
+    def _first_attempt_failed(self, error: LMError, deadline: float | None) -> float | None:
+        """After attempt 1 failed: the wait before attempt 2, or ``None`` to give up."""
+        if not error.retryable or self.max_retries == 0:
+            return None
+        wait = self._delay(1, error)
+        if deadline is not None and time.monotonic() + wait >= deadline:
+            return None
+        return wait
 
     def _deadline(self) -> float | None:
         total = self.timeout.total
@@ -778,23 +797,31 @@ class LM(BaseLM):
         client = self._sync_client()
         deadline = self._deadline()
         tokens = self._estimate(request)
-        for attempt in self._retrying():
-            with attempt:
-                number = attempt.retry_state.attempt_number
-                self._admit(number, tokens)
+
+        def attempt(number: int) -> Completion:
+            self._admit(number, tokens)
+            try:
                 try:
-                    try:
-                        response = client.post(
-                            self.url, json=body, **self._timeouts(deadline, number)
-                        )
-                    except httpx.TransportError as exc:
-                        raise self._transport_error(exc, number, deadline) from exc
-                    completion = self._completion(response, number)
-                except BaseException as exc:
-                    self._report(tokens, None, exc)
-                    raise
-                self._report(tokens, completion, None)
-                return completion
+                    response = client.post(self.url, json=body, **self._timeouts(deadline, number))
+                except httpx.TransportError as exc:
+                    raise self._transport_error(exc, number, deadline) from exc
+                completion = self._completion(response, number)
+            except BaseException as exc:
+                self._report(tokens, None, exc)
+                raise
+            self._report(tokens, completion, None)
+            return completion
+
+        try:
+            return attempt(1)
+        except LMError as error:
+            wait = self._first_attempt_failed(error, deadline)
+            if wait is None:
+                raise
+        time.sleep(wait)
+        for retry in self._retrying(deadline, first=2):
+            with retry:
+                return attempt(retry.retry_state.attempt_number + 1)
         raise AssertionError("unreachable")  # pragma: no cover
 
     async def _asend(self, request: LMRequest) -> Completion:
@@ -806,28 +833,38 @@ class LM(BaseLM):
         client = self._async_client()
         deadline = self._deadline()
         tokens = self._estimate(request)
-        async for attempt in self._aretrying():
-            with attempt:
-                number = attempt.retry_state.attempt_number
-                await self._aadmit(number, tokens)
+
+        async def attempt(number: int) -> Completion:
+            await self._aadmit(number, tokens)
+            try:
                 try:
-                    timeouts = self._timeouts(deadline, number)
-                    try:
-                        if deadline is None:
-                            response = await client.post(self.url, json=body)
-                        else:  # also bound a slowly dripping body
-                            async with asyncio.timeout(self._remaining(deadline, number)):
-                                response = await client.post(self.url, json=body, **timeouts)
-                    except TimeoutError:
-                        raise self._total_timeout(number) from None
-                    except httpx.TransportError as exc:
-                        raise self._transport_error(exc, number, deadline) from exc
-                    completion = self._completion(response, number)
-                except BaseException as exc:
-                    self._report(tokens, None, exc)
-                    raise
-                self._report(tokens, completion, None)
-                return completion
+                    if deadline is None:
+                        response = await client.post(self.url, json=body)
+                    else:  # also bound a slowly dripping body
+                        timeouts = self._timeouts(deadline, number)
+                        async with asyncio.timeout(self._remaining(deadline, number)):
+                            response = await client.post(self.url, json=body, **timeouts)
+                except TimeoutError:
+                    raise self._total_timeout(number) from None
+                except httpx.TransportError as exc:
+                    raise self._transport_error(exc, number, deadline) from exc
+                completion = self._completion(response, number)
+            except BaseException as exc:
+                self._report(tokens, None, exc)
+                raise
+            self._report(tokens, completion, None)
+            return completion
+
+        try:
+            return await attempt(1)
+        except LMError as error:
+            wait = self._first_attempt_failed(error, deadline)
+            if wait is None:
+                raise
+        await asyncio.sleep(wait)
+        async for retry in self._aretrying(deadline, first=2):
+            with retry:
+                return await attempt(retry.retry_state.attempt_number + 1)
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _stream(self, request: LMRequest) -> Iterator[StreamEvent]:
@@ -842,7 +879,7 @@ class LM(BaseLM):
         tokens = self._estimate(request)
         sent_text = False
         last_error: LMError | None = None
-        for attempt in self._retrying():
+        for attempt in self._retrying(deadline):
             with attempt:
                 number = attempt.retry_state.attempt_number
                 if sent_text and last_error is not None:
@@ -903,7 +940,7 @@ class LM(BaseLM):
         tokens = self._estimate(request)
         sent_text = False
         last_error: LMError | None = None
-        async for attempt in self._aretrying():
+        async for attempt in self._aretrying(deadline):
             with attempt:
                 number = attempt.retry_state.attempt_number
                 if sent_text and last_error is not None:

@@ -459,6 +459,9 @@ class CircuitBreaker:
 
     def before_call(self) -> None:
         """Let a call go, or raise :class:`CircuitOpenError` when it must fail fast."""
+        seen = self._state  # the common case, without the lock (one attribute read is atomic)
+        if seen is BreakerState.CLOSED:
+            return
         with self._lock:
             if self._state is BreakerState.CLOSED:
                 return
@@ -483,6 +486,8 @@ class CircuitBreaker:
 
     def record_success(self) -> None:
         """The call succeeded: reset the failure count; a half-open breaker closes."""
+        if self._state is BreakerState.CLOSED and not self._failures:
+            return  # nothing to change (a failure racing this one is kept, as it should)
         with self._lock:
             if self._state is BreakerState.OPEN:
                 return
