@@ -43,12 +43,14 @@ from .redis_cache import RedisCache
 from .resilience import BreakerState, CircuitBreaker, RateLimiter, breaker_for
 from .settings import configure, context, current_callbacks
 from .signature import AdapterPrompts, FieldSpec, Signature
+from .streaming import AsyncPredictionStream, PredictionStream
 from .tools import ToolSpec
 
 __all__ = [
     "LM",
     "Adapter",
     "AdapterPrompts",
+    "AsyncPredictionStream",
     "AuthenticationError",
     "BadRequestError",
     "BadResponseError",
@@ -84,6 +86,7 @@ __all__ = [
     "OTelCallback",
     "OutputParseError",
     "Predict",
+    "PredictionStream",
     "Price",
     "RateLimitError",
     "RateLimiter",

@@ -24,7 +24,7 @@ from ._core import Dialect, RecordedRequest, Reply, Responder, ScriptedServer, S
 from .anthropic import ANTHROPIC_VERSIONS, AnthropicDialect, AnthropicServer, rate_limit_headers
 from .faults import FAULT_KINDS, FaultInjector, Injection
 from .gemini import GeminiDialect, GeminiServer
-from .scripted import ScriptedLM, ScriptExhaustedError
+from .scripted import ScriptedLM, ScriptExhaustedError, Streamed
 from .server import OpenAICompatServer, OpenAIDialect
 
 __all__ = [
@@ -46,5 +46,6 @@ __all__ = [
     "ScriptedLM",
     "ScriptedServer",
     "ServerStats",
+    "Streamed",
     "rate_limit_headers",
 ]
