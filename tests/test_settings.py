@@ -55,7 +55,7 @@ def test_configure_changes_only_the_given_settings() -> None:
 def test_configure_checks_types() -> None:
     with pytest.raises(TypeError, match="lm must be a BaseLM"):
         configure(lm="openai/gpt-4o-mini")  # type: ignore[arg-type]
-    with pytest.raises(TypeError, match="cache must be a Cache"):
+    with pytest.raises(TypeError, match=r"cache must be a CompletionCache \(Cache, RedisCache\)"):
         configure(cache="yes")  # type: ignore[arg-type]
     with pytest.raises(TypeError), context(lm=42):  # type: ignore[arg-type]
         pass
