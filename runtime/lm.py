@@ -903,25 +903,16 @@ class LM(BaseLM):
                                 break
                             if deadline is not None:
                                 self._remaining(deadline, number)
-                except httpx.TransportError as exc:
-                    last_error = self._stream_transport_error(exc, number, sent_text, deadline)
-                    self._report(tokens, None, last_error)
+                    if not state.done and state.finish_reason is None:
+                        raise self._interrupted(number, "the stream ended before its end event")
+                except (httpx.TransportError, SSEError, LMError) as exc:
+                    last_error = self._stream_failed(exc, number, sent_text, deadline, tokens)
+                    if last_error is exc:
+                        raise
                     raise last_error from exc
-                except SSEError as exc:
-                    last_error = self._bad_stream(number, str(exc))
-                    self._report(tokens, None, last_error)
-                    raise last_error from None
-                except LMError as exc:
-                    last_error = exc
-                    self._report(tokens, None, exc)
-                    raise
                 except GeneratorExit:  # the consumer stopped reading: the server was fine
                     self._report(tokens, None, None)
                     raise
-                if not state.done and state.finish_reason is None:
-                    last_error = self._interrupted(number, "the stream ended before its end event")
-                    self._report(tokens, None, last_error)
-                    raise last_error
                 completion = state.completion()
                 self._report(tokens, completion, None)
                 yield completion
@@ -964,25 +955,16 @@ class LM(BaseLM):
                                 break
                             if deadline is not None:
                                 self._remaining(deadline, number)
-                except httpx.TransportError as exc:
-                    last_error = self._stream_transport_error(exc, number, sent_text, deadline)
-                    self._report(tokens, None, last_error)
+                    if not state.done and state.finish_reason is None:
+                        raise self._interrupted(number, "the stream ended before its end event")
+                except (httpx.TransportError, SSEError, LMError) as exc:
+                    last_error = self._stream_failed(exc, number, sent_text, deadline, tokens)
+                    if last_error is exc:
+                        raise
                     raise last_error from exc
-                except SSEError as exc:
-                    last_error = self._bad_stream(number, str(exc))
-                    self._report(tokens, None, last_error)
-                    raise last_error from None
-                except LMError as exc:
-                    last_error = exc
-                    self._report(tokens, None, exc)
-                    raise
                 except GeneratorExit:  # the consumer stopped reading: the server was fine
                     self._report(tokens, None, None)
                     raise
-                if not state.done and state.finish_reason is None:
-                    last_error = self._interrupted(number, "the stream ended before its end event")
-                    self._report(tokens, None, last_error)
-                    raise last_error
                 completion = state.completion()
                 self._report(tokens, completion, None)
                 yield completion
@@ -1070,14 +1052,31 @@ class LM(BaseLM):
             provider=self.provider,
         )
 
-    def _stream_transport_error(
-        self, exc: httpx.TransportError, attempt: int, sent_text: bool, deadline: float | None
+    def _stream_failed(
+        self,
+        exc: Exception,
+        attempt: int,
+        sent_text: bool,
+        deadline: float | None,
+        tokens: int,
     ) -> LMError:
-        if sent_text and not _timed_out(exc):
-            return self._interrupted(
-                attempt, f"the stream broke off: {type(exc).__name__}: {exc}"
-            )
-        return self._transport_error(exc, attempt, deadline)
+        """The typed error that ends a stream attempt (reported to breaker and limiter)."""
+        import httpx
+
+        error: LMError
+        if isinstance(exc, LMError):
+            error = exc
+        elif isinstance(exc, httpx.TransportError):
+            if sent_text and not _timed_out(exc):
+                error = self._interrupted(
+                    attempt, f"the stream broke off: {type(exc).__name__}: {exc}"
+                )
+            else:
+                error = self._transport_error(exc, attempt, deadline)
+        else:  # httpx_sse.SSEError: the answer is not an event stream
+            error = self._bad_stream(attempt, str(exc))
+        self._report(tokens, None, error)
+        return error
 
     def _transport_error(
         self, exc: httpx.TransportError, attempt: int, deadline: float | None
