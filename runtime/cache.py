@@ -137,12 +137,15 @@ def cache_key(identity: Mapping[str, Any], request: LMRequest) -> str:
     """
     import hashlib
 
-    payload = {
+    payload: dict[str, Any] = {
         "v": _KEY_VERSION,
         "identity": identity,
         "messages": request.messages,
         "params": request.params,
     }
+    if request.rollout_id is not None:
+        # only when set, so ordinary requests keep the keys they always had
+        payload["rollout"] = request.rollout_id
     try:
         canonical = _KEY_ENCODER.encode(payload)
     except (TypeError, ValueError) as exc:

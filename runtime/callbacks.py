@@ -33,10 +33,10 @@ import itertools
 import logging
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from .settings import current_callbacks
 
@@ -70,9 +70,12 @@ class Callback:
         """A predictor is about to run ``call.inputs``."""
 
     def on_module_end(
-        self, call: ModuleCall, outputs: BaseModel | None, error: BaseException | None
+        self, call: ModuleCall, outputs: Any, error: BaseException | None
     ) -> None:
-        """The predictor finished: ``outputs`` on success, else the ``error`` it raised."""
+        """The predictor finished: ``outputs`` on success, else the ``error`` it raised.
+
+        ``outputs`` is a predictor's outputs model, or what a user module's ``forward``
+        returned (``None`` on error)."""
 
     def on_lm_request(self, call: LMCall) -> None:
         """An LM is about to answer ``call.request`` (from the cache or over the network)."""
@@ -85,15 +88,15 @@ class Callback:
 
 @dataclass(frozen=True, slots=True)
 class ModuleCall:
-    """One predictor call, as callbacks see it."""
+    """One predictor call (or a user module's call), as callbacks see it."""
 
     call_id: str
-    #: the predictor's name (its class name for generated predictors)
+    #: the predictor's name (its class name for generated predictors and user modules)
     predictor: str
-    #: the signature's name
+    #: the signature's name; ``""`` for a user :class:`~sigforge.runtime.module.Module`
     signature: str
-    #: the validated inputs model
-    inputs: BaseModel
+    #: the validated inputs model of a predictor; a user module's keyword arguments
+    inputs: BaseModel | Mapping[str, Any]
     #: the id of the enclosing module call, ``None`` at the top level
     parent_id: str | None
     #: wall-clock start (``time.time()``)
@@ -151,7 +154,7 @@ def _observers(registered: tuple[Callback, ...], own: Sequence[Callback]) -> tup
 def module_started(
     predictor: str,
     signature: str,
-    inputs: BaseModel,
+    inputs: BaseModel | Mapping[str, Any],
     callbacks: Sequence[Callback] = (),
 ) -> ModuleCall | None:
     """Announce a predictor call; returns the call to pass to :func:`module_ended`.
@@ -182,7 +185,7 @@ def module_started(
 
 def module_ended(
     call: ModuleCall | None,
-    outputs: BaseModel | None = None,
+    outputs: Any = None,
     error: BaseException | None = None,
 ) -> None:
     """Announce the end of a call :func:`module_started` returned (``None``: nothing to do)."""

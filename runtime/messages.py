@@ -55,6 +55,10 @@ class LMRequest:
 
     messages: tuple[Message, ...]
     params: dict[str, Any] = field(default_factory=dict)
+    #: tells apart requests that should get separate answers although they are the same
+    #: (several samples of one prompt: best_of_n, bootstrapping rounds). Part of the cache
+    #: key, never sent to the provider. ``None`` for an ordinary request.
+    rollout_id: int | str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,12 +9,12 @@ the final user message is formatted and the reply parsed.
 
 from __future__ import annotations
 
-import json
+import copy
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
-from typing import Annotated, Any, ClassVar, Generic, Literal, TypeVar, cast, overload
+from typing import Annotated, Any, ClassVar, Generic, Literal, Self, TypeVar, cast, overload
 
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
@@ -28,12 +28,13 @@ from .messages import Completion, LMRequest, Message
 from .settings import current_adapter, current_lm
 from .signature import AdapterPrompts, Signature
 from .streaming import AsyncPredictionStream, PredictionStream, StreamedPrediction
+from .trace import record
 
 InT = TypeVar("InT", bound=BaseModel)
 OutT = TypeVar("OutT", bound=BaseModel)
 
 #: Version of the JSON written by :meth:`Predict.save`.
-STATE_VERSION = 1
+STATE_VERSION = 2
 
 
 def get_adapter(adapter: Adapter | str) -> Adapter:
@@ -70,8 +71,14 @@ class Predict(Generic[InT, OutT]):
         instructions: str | None = None,
         demos: Iterable[Demo | Mapping[str, Any]] = (),
         callbacks: Sequence[Callback] = (),
+        config: Mapping[str, Any] | None = None,
     ) -> None:
         self.lm = lm
+        #: request parameters for every call of this predictor (``temperature``, ``n``...),
+        #: over the LM's own; a call's ``config`` wins over these. ``rollout_id`` is not
+        #: sent: it asks for a separate answer to an identical request (see
+        #: :attr:`~sigforge.runtime.messages.LMRequest.rollout_id`).
+        self.config: dict[str, Any] = dict(config or {})
         #: callbacks that see this predictor's calls (besides those of the settings)
         self.callbacks = tuple(callbacks)
         self.adapter: Adapter | None = get_adapter(adapter) if adapter is not None else None
@@ -81,6 +88,8 @@ class Predict(Generic[InT, OutT]):
         self._demos: tuple[Demo, ...] = ()
         self.instructions = instructions
         self.demos = list(demos)
+        #: what made this program (optimizer, settings, seed, scores); saved with it
+        self.optimization: dict[str, Any] | None = None
 
     # ------------------------------------------------------------ instructions and demos
     @property
@@ -175,7 +184,9 @@ class Predict(Generic[InT, OutT]):
         chosen = get_adapter(adapter) if adapter is not None else self._resolve_adapter()
         return [cast(Message, dict(m)) for m in self._request(inputs, chosen).messages]
 
-    def _request(self, inputs: InT, adapter: Adapter) -> LMRequest:
+    def _request(
+        self, inputs: InT, adapter: Adapter, config: Mapping[str, Any] | None = None
+    ) -> LMRequest:
         prompts = self._prompts(adapter)
         messages = adapter.messages(
             prompts.system,
@@ -184,48 +195,57 @@ class Predict(Generic[InT, OutT]):
             inputs.__dict__,
             prompts.output_request,
         )
-        return LMRequest(tuple(messages), adapter.request_params(self.signature))
+        params = adapter.request_params(self.signature)
+        if not (self.config or config):
+            return LMRequest(tuple(messages), params)
+        merged = {**self.config, **(config or {})}
+        rollout_id = merged.pop("rollout_id", None)
+        return LMRequest(tuple(messages), {**params, **merged}, rollout_id)
 
     # ------------------------------------------------------------ calling
     def _lm(self) -> BaseLM:
         return self.lm if self.lm is not None else current_lm()
 
-    def run(self, inputs: InT) -> OutT:
-        """Predict the outputs for a validated inputs model."""
+    def run(self, inputs: InT, *, config: Mapping[str, Any] | None = None) -> OutT:
+        """Predict the outputs for a validated inputs model.
+
+        ``config`` adds request parameters for this call only (see :attr:`config`)."""
         call = module_started(type(self).__name__, self.signature.name, inputs, self.callbacks)
         try:
             lm = self._lm()
             adapter = self._resolve_adapter()
-            completion = lm.complete(self._request(inputs, adapter))
+            completion = lm.complete(self._request(inputs, adapter, config))
             try:
                 outputs = self._outputs(adapter, completion)
             except OutputParseError as exc:
                 fallback = self._fallback(adapter, exc)
-                completion = lm.complete(self._request(inputs, fallback))
+                completion = lm.complete(self._request(inputs, fallback, config))
                 outputs = self._outputs(fallback, completion)
         except BaseException as error:
             module_ended(call, None, error)
             raise
         module_ended(call, outputs, None)
+        record(self, inputs, outputs)
         return outputs
 
-    async def arun(self, inputs: InT) -> OutT:
+    async def arun(self, inputs: InT, *, config: Mapping[str, Any] | None = None) -> OutT:
         """Async :meth:`run`."""
         call = module_started(type(self).__name__, self.signature.name, inputs, self.callbacks)
         try:
             lm = self._lm()
             adapter = self._resolve_adapter()
-            completion = await lm.acomplete(self._request(inputs, adapter))
+            completion = await lm.acomplete(self._request(inputs, adapter, config))
             try:
                 outputs = self._outputs(adapter, completion)
             except OutputParseError as exc:
                 fallback = self._fallback(adapter, exc)
-                completion = await lm.acomplete(self._request(inputs, fallback))
+                completion = await lm.acomplete(self._request(inputs, fallback, config))
                 outputs = self._outputs(fallback, completion)
         except BaseException as error:
             module_ended(call, None, error)
             raise
         module_ended(call, outputs, None)
+        record(self, inputs, outputs)
         return outputs
 
     def _outputs(self, adapter: Adapter, completion: Completion) -> OutT:
@@ -370,30 +390,66 @@ class Predict(Generic[InT, OutT]):
             fallback=self._fallback,
         )
 
+    # ------------------------------------------------------------ program
+    def named_predictors(self) -> list[tuple[str, Predict[Any, Any]]]:
+        """A lone predictor is a program of one predictor, named ``self`` (as in DSPy)."""
+        return [("self", self)]
+
+    def deepcopy(self) -> Self:
+        """A copy whose instructions, demos and config change independently of this one.
+
+        The LM, adapter and callbacks are shared: they are resources, not parameters.
+        """
+        new = copy.copy(self)
+        new.config = dict(self.config)
+        new._prompt_cache = {}
+        new._demo_cache = {}
+        new.optimization = copy.deepcopy(self.optimization)
+        return new
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> Self:
+        return self.deepcopy()
+
+    def reset_copy(self) -> Self:
+        """A :meth:`deepcopy` without demos (what optimizers start from)."""
+        new = self.deepcopy()
+        new.demos = []
+        return new
+
     # ------------------------------------------------------------ state
     def dump_state(self) -> dict[str, Any]:
+        """Instructions and demos as JSON data, with the fields they were made for."""
         from pydantic_core import to_jsonable_python
 
+        sig = self.signature
         return {
             "sigforge_state": STATE_VERSION,
             "runtime": __version__,
             "predictor": type(self).__name__,
-            "signature": self.signature.name,
+            "signature": sig.name,
+            "fields": {f.name: f.type_name for f in (*sig.input_fields, *sig.output_fields)},
             "instructions": self._instructions,
             "demos": [to_jsonable_python(dict(d.values)) for d in self._demos],
         }
 
     def load_state(self, state: Mapping[str, Any]) -> None:
+        """Take what :meth:`dump_state` wrote; the predictor is unchanged if it does not fit.
+
+        The saved fields must still be the signature's fields, with the same types: a
+        renamed, removed or retyped field is a :class:`StateError` naming each of them.
+        """
         version = state.get("sigforge_state")
-        if version != STATE_VERSION:
+        if version not in (1, STATE_VERSION):
             raise StateError(
-                f"unsupported state version {version!r} (this runtime reads version {STATE_VERSION})"
+                f"unsupported state version {version!r} (this runtime reads versions 1 to "
+                f"{STATE_VERSION})"
             )
         if state.get("signature") != self.signature.name:
             raise StateError(
                 f"state was saved for signature {state.get('signature')!r}, "
                 f"not {self.signature.name!r}"
             )
+        self._check_fields(state.get("fields"))
         instructions = state.get("instructions")
         if instructions is not None and not isinstance(instructions, str):
             raise StateError("`instructions` in saved state must be a string or null")
@@ -405,21 +461,40 @@ class Predict(Generic[InT, OutT]):
         self._demos = tuple(new_demos)
         self._demo_cache.clear()
 
+    def _check_fields(self, saved: object) -> None:
+        if saved is None:
+            return  # version 1 did not record the fields; demos are still validated
+        if not isinstance(saved, dict):
+            raise StateError("`fields` in saved state must be an object of field name -> type")
+        sig = self.signature
+        now = {f.name: f.type_name for f in (*sig.input_fields, *sig.output_fields)}
+        problems = [
+            f"field `{name}` ({kind}) is no longer in the signature (renamed or removed?)"
+            if name not in now
+            else f"field `{name}` was `{kind}` when saved and is `{now[name]}` now"
+            for name, kind in saved.items()
+            if now.get(name) != kind
+        ]
+        if problems:
+            raise StateError(
+                f"saved state does not fit {sig.name} as generated now: "
+                + "; ".join(problems)
+                + " (re-run the optimizer, or regenerate from the `.sig` file it was made for)"
+            )
+
     def save(self, path: str | Path) -> None:
-        """Write instructions and demos as versioned JSON."""
-        Path(path).write_text(
-            json.dumps(self.dump_state(), indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
-        )
+        """Write instructions, demos and any optimization record as a program file
+        (see :func:`sigforge.runtime.module.save_program`)."""
+        from .module import save_program
+
+        save_program(self, path)
 
     def load(self, path: str | Path) -> None:
-        """Read what :meth:`save` wrote; the predictor is unchanged if the file does not fit."""
-        try:
-            state = json.loads(Path(path).read_text(encoding="utf-8"))
-        except json.JSONDecodeError as exc:
-            raise StateError(f"{path}: not valid JSON ({exc})") from None
-        if not isinstance(state, dict):
-            raise StateError(f"{path}: expected a JSON object")
-        self.load_state(state)
+        """Read what :meth:`save` wrote (or a bare predictor state); the predictor is
+        unchanged if the file does not fit."""
+        from .module import load_program
+
+        load_program(self, path)
 
 
 class ChainOfThought(Predict[InT, OutT]):

@@ -287,16 +287,23 @@ def test_save_and_load_round_trip(qa: ModuleType, tmp_path: Path) -> None:
     ]
     path = tmp_path / "state.json"
     predictor.save(path)
-    state = json.loads(path.read_text())
-    assert state["sigforge_state"] == 1 and state["signature"] == "QAWithReasoning"
+    saved = json.loads(path.read_text())
+    assert saved["sigforge_program"] == 1 and saved["program"] == "QACoT"
+    state = saved["predictors"]["self"]
+    assert state["sigforge_state"] == 2 and state["signature"] == "QAWithReasoning"
+    assert state["fields"]["answer"] == "str" and list(state["fields"])[0] == "context"
     fresh = qa.QACoT()
     fresh.load(path)
     assert fresh.instructions == "Be brief."
     assert fresh.demos == predictor.demos
     state["demos"][0]["answr"] = "typo"
-    path.write_text(json.dumps(state))
+    path.write_text(json.dumps(saved))
     with pytest.raises(StateError, match="answr"):
         qa.QACoT().load(path)
+    # a bare predictor state, as version 1 wrote it, still loads
+    path.write_text(json.dumps({**state, "sigforge_state": 1, "demos": []}))
+    fresh.load(path)
+    assert fresh.demos == [] and fresh.instructions == "Be brief."
 
 
 def test_generated_code_refuses_another_runtime_series() -> None:
