@@ -62,6 +62,12 @@ class Predict(Generic[InT, OutT]):
     signature: ClassVar[type[Signature]]
     #: the adapter used when neither the predictor nor the settings name one
     default_adapter: ClassVar[str] = "chat"
+    #: what ``sigforge freeze`` baked into the generated class: the optimized
+    #: instructions, demos and the record of the optimization that made them. A new
+    #: predictor starts from these unless given its own.
+    frozen_instructions: ClassVar[str | None] = None
+    frozen_demos: ClassVar[tuple[Mapping[str, Any], ...]] = ()
+    frozen_optimization: ClassVar[Mapping[str, Any] | None] = None
 
     def __init__(
         self,
@@ -69,10 +75,12 @@ class Predict(Generic[InT, OutT]):
         lm: BaseLM | None = None,
         adapter: Adapter | str | None = None,
         instructions: str | None = None,
-        demos: Iterable[Demo | Mapping[str, Any]] = (),
+        demos: Iterable[Demo | Mapping[str, Any]] | None = None,
         callbacks: Sequence[Callback] = (),
         config: Mapping[str, Any] | None = None,
     ) -> None:
+        """``instructions`` and ``demos`` default to the frozen ones (see
+        :attr:`frozen_instructions`), else to the signature's instructions and no demos."""
         self.lm = lm
         #: request parameters for every call of this predictor (``temperature``, ``n``...),
         #: over the LM's own; a call's ``config`` wins over these. ``rollout_id`` is not
@@ -86,10 +94,12 @@ class Predict(Generic[InT, OutT]):
         self._prompt_cache: dict[str, AdapterPrompts] = {}
         self._demo_cache: dict[str, list[Message]] = {}
         self._demos: tuple[Demo, ...] = ()
-        self.instructions = instructions
-        self.demos = list(demos)
+        self.instructions = self.frozen_instructions if instructions is None else instructions
+        self.demos = list(self.frozen_demos if demos is None else demos)
         #: what made this program (optimizer, settings, seed, scores); saved with it
-        self.optimization: dict[str, Any] | None = None
+        self.optimization: dict[str, Any] | None = (
+            None if self.frozen_optimization is None else copy.deepcopy(dict(self.frozen_optimization))
+        )
 
     # ------------------------------------------------------------ instructions and demos
     @property
