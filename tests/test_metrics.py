@@ -185,7 +185,9 @@ def test_feedback_says_what_was_expected_and_what_came() -> None:
     assert metric(example, qa("Lyon")) == Score(0.0, "expected 'Paris', got 'Lyon'")
     assert metric(example, qa("PARIS")) == Score(1.0, "correct")
     several = Example({"question": "q"}, {"answer": ["Paris", "Lutetia"]})
-    assert metric(several, qa("Rome")) == Score(0.0, "expected one of 'Paris', 'Lutetia', got 'Rome'")
+    assert metric(several, qa("Rome")) == Score(
+        0.0, "expected one of 'Paris', 'Lutetia', got 'Rome'"
+    )
     # "light city" vs "the city of light" -> (city, of, light): shared 2, P=1, R=2/3 -> 0.8
     f1 = f1_on("answer", feedback=True)(several, qa("light city"))
     assert isinstance(f1, Score)
@@ -207,7 +209,9 @@ def test_answer_match_on_with_a_threshold() -> None:
 
 def test_typed_fields_literals_enums_and_numbers_compare_as_text() -> None:
     prediction = ClassifySentimentOutputs(sentiment="positive", confidence=0.9)
-    assert exact_match_on("sentiment")(Example({"text": "t"}, {"sentiment": "Positive"}), prediction)
+    assert exact_match_on("sentiment")(
+        Example({"text": "t"}, {"sentiment": "Positive"}), prediction
+    )
 
     class Color(Enum):
         RED = "red"
@@ -256,7 +260,10 @@ def test_misuse_is_a_clear_error_not_a_score() -> None:
 
 def test_field_metrics_pickle_and_keep_their_behaviour() -> None:
     example = Example({"question": "q"}, {"answer": "Paris"})
-    for metric in (exact_match_on("answer", feedback=True), answer_match_on("answer", threshold=0.5)):
+    for metric in (
+        exact_match_on("answer", feedback=True),
+        answer_match_on("answer", threshold=0.5),
+    ):
         copy = pickle.loads(pickle.dumps(metric))
         assert repr(copy) == repr(metric)
         assert copy(example, qa("Lyon")) == metric(example, qa("Lyon"))
