@@ -18,8 +18,10 @@ from typing import Annotated, Any, Literal, TypeVar, cast
 
 from . import ast
 from .diagnostics import Diagnostic
+from .extend import CALL_DISCRIMINATOR, FINISH_TOOL, added_fields
 from .model import (
     AdapterName,
+    AttemptKind,
     CheckedClass,
     CheckedEnum,
     CheckedEnumMember,
@@ -31,8 +33,16 @@ from .model import (
     CheckedTool,
     PredictorKind,
     PyValue,
+    ToolUse,
 )
-from .names import RUNTIME_NAMES, STREAMING_NAMES, generated_names, partial_name, tool_class_names
+from .names import (
+    MODULE_KIND_NAMES,
+    RUNTIME_NAMES,
+    STREAMING_NAMES,
+    generated_names,
+    partial_name,
+    tool_class_names,
+)
 from .pysource import py_literal
 from .pytypes import build_enum
 from .types import (
@@ -52,8 +62,41 @@ from .types import (
     walk,
 )
 
-PREDICTOR_KINDS: tuple[PredictorKind, ...] = ("predict", "chain_of_thought")
+PREDICTOR_KINDS: tuple[PredictorKind, ...] = (
+    "predict",
+    "chain_of_thought",
+    "react",
+    "program_of_thought",
+    "multi_chain_comparison",
+    "best_of_n",
+    "refine",
+)
 ADAPTERS: tuple[AdapterName, ...] = ("chat", "json")
+ATTEMPT_KINDS: tuple[AttemptKind, ...] = ("predict", "chain_of_thought")
+#: the options each predictor kind takes (see docs/language.md, Predictors)
+KIND_OPTIONS: dict[str, tuple[str, ...]] = {
+    "predict": ("adapter",),
+    "chain_of_thought": ("adapter",),
+    "react": ("tools", "max_iters", "adapter"),
+    "program_of_thought": ("max_iters", "adapter"),
+    "multi_chain_comparison": ("m", "adapter"),
+    "best_of_n": ("n", "module", "adapter"),
+    "refine": ("n", "module", "adapter"),
+}
+REQUIRED_OPTIONS: dict[str, tuple[str, ...]] = {
+    "react": ("tools",),
+    "best_of_n": ("n",),
+    "refine": ("n",),
+}
+#: defaults where DSPy has them: ReAct(max_iters=20), ProgramOfThought(max_iters=3),
+#: MultiChainComparison(M=3); BestOfN and Refine take N without a default
+DEFAULT_COUNTS: dict[tuple[str, str], int] = {
+    ("react", "max_iters"): 20,
+    ("program_of_thought", "max_iters"): 3,
+    ("multi_chain_comparison", "m"): 3,
+}
+#: the largest max_iters, m or n accepted (a typo like `m=300` would be a costly run)
+_MAX_COUNT = 100
 TYPE_NAMES = (*PRIMITIVES, "list", "dict", "tuple", "Literal", "None", "Image")
 # Names users coming from Python typing or other languages reach for.
 _TYPE_ALIASES = {
@@ -102,11 +145,14 @@ RESERVED_MODULE_NAMES = frozenset(
         "Literal",
         "Protocol",
         "StrEnum",
+        "Annotated",
+        "dataclass",
         "date",
         "datetime",
         "annotations",
         *RUNTIME_NAMES,
         *STREAMING_NAMES,
+        *MODULE_KIND_NAMES,
         *(n for n in dir(builtins) if not n.startswith("_")),
     }
 )
@@ -204,6 +250,7 @@ class Checker:
         self._import_spans = {n.name: n.span for imp in sig_file.imports for n in imp.names}
         self._local_enums: dict[str, CheckedEnum] = {}
         self._local_classes: dict[str, CheckedClass] = {}
+        self._local_tools: dict[str, CheckedTool] = {}
 
     # ------------------------------------------------------------ helpers
     def error(self, span: ast.Span, code: str, message: str, hint: str | None = None) -> None:
@@ -234,6 +281,7 @@ class Checker:
         self._local_classes = {c.name: c for c in classes}
         self._check_constructible(classes)
         tools = [t for d in self._decls(ast.ToolDecl) if (t := self._tool(d)) is not None]
+        self._local_tools = {t.name: t for t in tools}
         signatures: dict[str, CheckedSignature] = {}
         for decl in self._decls(ast.SignatureDecl):
             checked = self._signature(decl)
@@ -394,6 +442,14 @@ class Checker:
 
     def _tool(self, decl: ast.ToolDecl) -> CheckedTool | None:
         errors_before = self._errors()
+        for param in decl.params:
+            if param.name == CALL_DISCRIMINATOR:
+                self.error(
+                    param.name_span,
+                    "E208",
+                    f"a tool argument cannot be named `{CALL_DISCRIMINATOR}`",
+                    f"the tool's call model names the tool in `{CALL_DISCRIMINATOR}`; rename the argument",
+                )
         params = self._fields(decl.params, f"tool `{decl.name}`")
         returns = self._type(decl.returns)
         if self._errors() > errors_before or params is None or returns is None:
@@ -919,8 +975,12 @@ class Checker:
             return None
 
     # ------------------------------------------------------------ predictors
-    def _predictor_options(self, decl: ast.PredictorDecl) -> AdapterName | None:
-        adapter: AdapterName = "chat"
+    def _predictor_options(
+        self, decl: ast.PredictorDecl, kind: PredictorKind
+    ) -> _PredictorOptions | None:
+        """The options of a predictor of a known kind, checked; None after reporting errors."""
+        allowed = KIND_OPTIONS[kind]
+        found = _PredictorOptions()
         ok = True
         seen: set[str] = set()
         for opt in decl.options:
@@ -929,38 +989,147 @@ class Checker:
                 ok = False
                 continue
             seen.add(opt.name)
-            if opt.name == "adapter":
-                v = opt.value
-                if isinstance(v, ast.StringValue) and v.value in ADAPTERS:
-                    adapter = "json" if v.value == "json" else "chat"
-                else:
-                    self.error(
-                        v.span, "E405", "`adapter` must be \"chat\" or \"json\"", 'e.g. `adapter="json"`'
-                    )
-                    ok = False
-            else:
+            if opt.name not in allowed:
+                elsewhere = sorted(k for k, names in KIND_OPTIONS.items() if opt.name in names)
                 self.error(
                     opt.name_span,
                     "E404",
-                    f"unknown option `{opt.name}` for `{decl.kind}`",
-                    did_you_mean(opt.name, ["adapter"]) or "options: adapter",
+                    f"unknown option `{opt.name}` for `{kind}`",
+                    did_you_mean(opt.name, allowed)
+                    or f"`{kind}` takes: {', '.join(allowed)}"
+                    + (f" (`{opt.name}` is an option of {', '.join(elsewhere)})" if elsewhere else ""),
                 )
                 ok = False
-        return adapter if ok else None
+            elif not self._predictor_option(opt, found):
+                ok = False
+        for name in REQUIRED_OPTIONS.get(kind, ()):
+            if name not in seen:
+                example = f"{name}=[search]" if name == "tools" else f"{name}=3"
+                self.error(
+                    decl.kind_span,
+                    "E408",
+                    f"`{kind}` needs the option `{name}`",
+                    f"e.g. `predictor {decl.name} = {kind}({_first_arg(decl)}, {example})`",
+                )
+                ok = False
+        return found if ok else None
 
+    def _predictor_option(self, opt: ast.Option, found: _PredictorOptions) -> bool:
+        """Check one option of a known name and store it in ``found``; False after an error."""
+        v = opt.value
+        if opt.name == "adapter":
+            if isinstance(v, ast.StringValue) and v.value in ADAPTERS:
+                found.adapter = "json" if v.value == "json" else "chat"
+                return True
+            self.error(v.span, "E405", '`adapter` must be "chat" or "json"', 'e.g. `adapter="json"`')
+            return False
+        if opt.name == "module":
+            if isinstance(v, ast.StringValue) and v.value in ATTEMPT_KINDS:
+                found.attempt = "chain_of_thought" if v.value == "chain_of_thought" else "predict"
+                return True
+            self.error(
+                v.span,
+                "E405",
+                '`module` must be "predict" or "chain_of_thought"',
+                'what each attempt runs, e.g. `module="chain_of_thought"`',
+            )
+            return False
+        if opt.name == "tools":
+            tools = self._tool_list(opt)
+            if tools is None:
+                return False
+            found.tools = tools
+            return True
+        # max_iters, m, n: a whole number of at least 1
+        if not isinstance(v, ast.NumberValue) or not isinstance(v.value, int) or isinstance(v.value, bool):
+            self.error(v.span, "E405", f"`{opt.name}` takes a whole number", f"e.g. `{opt.name}=3`")
+            return False
+        if v.value < 1:
+            self.error(v.span, "E405", f"`{opt.name}` must be at least 1, got {v.value}", f"e.g. `{opt.name}=3`")
+            return False
+        if v.value > _MAX_COUNT:
+            self.error(
+                v.span, "E405", f"`{opt.name}` is too large ({v.value})", f"at most {_MAX_COUNT}"
+            )
+            return False
+        setattr(found, opt.name, v.value)
+        return True
+
+    def _tool_list(self, opt: ast.Option) -> tuple[ToolUse, ...] | None:
+        """``tools=[a, b]``: every name a declared or imported tool, each once."""
+        v = opt.value
+        tool_names = [n for n, s in self.symbols.items() if s.kind == "tool"]
+        if not isinstance(v, ast.ListValue) or not v.items:
+            self.error(
+                v.span,
+                "E405",
+                "`tools` takes a list of tool names",
+                f"e.g. `tools=[{', '.join(tool_names[:2]) or 'search'}]`; declare tools with `tool name(...) -> type`",
+            )
+            return None
+        uses: list[ToolUse] = []
+        ok = True
+        seen: set[str] = set()
+        for item in v.items:
+            if not isinstance(item, ast.NameValue):
+                self.error(
+                    item.span,
+                    "E407",
+                    "`tools` lists tool names without quotes",
+                    f"e.g. `tools=[{', '.join(tool_names[:2]) or 'search'}]`",
+                )
+                ok = False
+                continue
+            name = item.name
+            sym = self.symbols.get(name)
+            if sym is None or sym.kind != "tool":
+                self.error(
+                    item.span,
+                    "E407",
+                    f"`{name}` is a {sym.kind}, not a tool" if sym else f"unknown tool `{name}`",
+                    did_you_mean(name, tool_names)
+                    or "declare it with `tool name(arg: type) -> type` or import it with "
+                    "`from module import name`",
+                )
+                ok = False
+                continue
+            self._used_names.add(name)
+            if name == FINISH_TOOL:
+                self.error(
+                    item.span,
+                    "E407",
+                    f"a react predictor cannot call a tool named `{FINISH_TOOL}`",
+                    f"`{FINISH_TOOL}` is how the agent ends its work; rename the tool",
+                )
+                ok = False
+                continue
+            if name in seen:
+                self.error(item.span, "E407", f"tool `{name}` is listed twice")
+                ok = False
+                continue
+            seen.add(name)
+            if sym.module == self.module:
+                tool = self._local_tools.get(name)
+            else:
+                other = self._exports.get(sym.module)
+                tool = other.tools.get(name) if other else None
+            if tool is None:
+                ok = False  # the tool's own errors are reported where it is declared
+                continue
+            uses.append(ToolUse(tool, sym.module))
+        return tuple(uses) if ok else None
 
     def _predictor(
         self, decl: ast.PredictorDecl, signatures: Mapping[str, CheckedSignature]
     ) -> CheckedPredictor | None:
-        ok = True
-        if decl.kind not in PREDICTOR_KINDS:
+        known = decl.kind in PREDICTOR_KINDS
+        if not known:
             self.error(
                 decl.kind_span,
                 "E401",
                 f"unknown predictor kind `{decl.kind}`",
                 did_you_mean(decl.kind, PREDICTOR_KINDS) or f"kinds: {', '.join(PREDICTOR_KINDS)}",
             )
-            ok = False
         if len(decl.args) != 1:
             self.error(
                 decl.kind_span,
@@ -983,26 +1152,67 @@ class Checker:
             )
             return None
         self._used_names.add(arg.name)
-        adapter = self._predictor_options(decl)
+        kind = cast(PredictorKind, decl.kind) if known else None
+        options = self._predictor_options(decl, kind) if kind is not None else None
         if sym.module == self.module:
             sig = signatures.get(arg.name)
         else:
             other = self._exports.get(sym.module)
             sig = other.signatures.get(arg.name) if other else None
-        if sig is None or adapter is None or not ok:
+        if sig is None or options is None or kind is None:
             return None  # the signature's own errors are already reported
-        kind = cast(PredictorKind, decl.kind)
-        if kind == "chain_of_thought" and any(
-            f.name == "reasoning" for f in (*sig.inputs, *sig.outputs)
-        ):
-            self.error(
-                arg.span,
-                "E406",
-                f"`chain_of_thought` adds a `reasoning` output, but `{sig.name}` already has a field `reasoning`",
-                "rename that field, or use `predict`",
-            )
+        if not self._added_fields_free(kind, options, sig, arg.span):
             return None
-        return CheckedPredictor(decl.name, kind, sig, adapter, decl.span)
+        return CheckedPredictor(
+            decl.name,
+            kind,
+            sig,
+            options.adapter,
+            decl.span,
+            tools=options.tools,
+            max_iters=options.max_iters or DEFAULT_COUNTS.get((kind, "max_iters")),
+            m=options.m or DEFAULT_COUNTS.get((kind, "m")),
+            n=options.n,
+            attempt=options.attempt,
+        )
+
+    def _added_fields_free(
+        self, kind: PredictorKind, options: _PredictorOptions, sig: CheckedSignature, span: ast.Span
+    ) -> bool:
+        """E406 when the signature has a field whose name the kind adds to it."""
+        added = added_fields(kind, attempt=options.attempt, m=options.m or DEFAULT_COUNTS.get((kind, "m")))
+        taken = [f for f in (*sig.inputs, *sig.outputs) if f.name in added]
+        for f in taken:
+            if kind == "chain_of_thought":
+                self.error(
+                    span,
+                    "E406",
+                    f"`chain_of_thought` adds a `reasoning` output, but `{sig.name}` already has a field `reasoning`",
+                    "rename that field, or use `predict`",
+                )
+            else:
+                self.error(
+                    span,
+                    "E406",
+                    f"`{kind}` adds a field `{f.name}`, but `{sig.name}` already has a field `{f.name}` "
+                    f"(line {f.span.line})",
+                    f"rename that field; `{kind}` adds {', '.join(f'`{n}`' for n in added)}",
+                )
+        return not taken
+
+
+@dataclass
+class _PredictorOptions:
+    adapter: AdapterName = "chat"
+    tools: tuple[ToolUse, ...] = ()
+    max_iters: int | None = None
+    m: int | None = None
+    n: int | None = None
+    attempt: AttemptKind = "predict"
+
+
+def _first_arg(decl: ast.PredictorDecl) -> str:
+    return decl.args[0].name if decl.args else "MySignature"
 
 
 _INVALID = object()

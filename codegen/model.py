@@ -14,8 +14,18 @@ from .types import SigType
 
 PyValue = None | bool | int | float | str | list["PyValue"]
 
-PredictorKind = Literal["predict", "chain_of_thought"]
+PredictorKind = Literal[
+    "predict",
+    "chain_of_thought",
+    "react",
+    "program_of_thought",
+    "multi_chain_comparison",
+    "best_of_n",
+    "refine",
+]
 AdapterName = Literal["chat", "json"]
+#: what best_of_n and refine run for each attempt
+AttemptKind = Literal["predict", "chain_of_thought"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,10 +97,22 @@ class CheckedSignature:
     inputs: tuple[CheckedField, ...]
     outputs: tuple[CheckedField, ...]
     span: Span
-    #: for signatures made by extension: the signature they extend
+    #: for signatures made by extension: the signature whose inputs they take as they are
+    #: (they use its inputs model)
     extends: str | None = None
     #: what the extension added, for the generated docstring
     extension_note: str = ""
+    #: for signatures made by extension that return another signature's outputs as they
+    #: are (refine's hinted attempts): that signature (they use its outputs models)
+    outputs_from: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ToolUse:
+    """A tool a react predictor may call, with the module that declares it."""
+
+    tool: CheckedTool
+    module: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,6 +122,15 @@ class CheckedPredictor:
     signature: CheckedSignature  # the base signature as declared
     adapter: AdapterName
     span: Span
+    #: react: the tools it may call, in the order given
+    tools: tuple[ToolUse, ...] = ()
+    #: react and program_of_thought: the most steps (tool calls; code attempts)
+    max_iters: int | None = None
+    #: multi_chain_comparison: how many reasoning attempts are compared
+    m: int | None = None
+    #: best_of_n and refine: how many attempts at most, and what each attempt runs
+    n: int | None = None
+    attempt: AttemptKind = "predict"
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,6 +23,11 @@ tool lookup_order(
     include_items: bool = False,
 ) -> dict[str, str] "Fetch an order's status"
 
+tool search_kb(
+    query: str (min_length=1) "What to look for",
+    limit: int (ge=1, le=10)  "How many articles at most" = 3,
+) -> list[Citation] "Search the help-center articles"
+
 signature TriageTicket {
     """
     Read a customer's message and triage it for the support team.
@@ -41,3 +46,5 @@ signature TriageTicket {
 
 predictor Triage = chain_of_thought(TriageTicket)
 predictor QuickTriage = predict(TriageTicket, adapter="json")
+# An agent: thinks, calls the tools (typed: see AgentTools), then triages.
+predictor Agent = react(TriageTicket, tools=[lookup_order, search_kb], max_iters=5)
