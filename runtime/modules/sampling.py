@@ -19,8 +19,9 @@ signature (``PHinted``: the attempt's signature plus ``hint_``), with the attemp
 predictor's instructions, demos, LM, adapter and configuration.
 
 Inside a trace recording (:mod:`sigforge.runtime.trace`) only the steps of the returned
-attempt are recorded, as DSPy keeps only the best attempt's trace; a hinted attempt is
-recorded as a step of the attempt predictor, without the hint.
+attempt are recorded, as DSPy keeps only the best attempt's trace (the advice calls are
+not recorded either); a hinted attempt is recorded as a step of the attempt predictor,
+without the hint, so an optimizer can turn it into a demo of that predictor.
 """
 
 from __future__ import annotations
@@ -152,7 +153,10 @@ class Refine(BestOfN[InT, OutT]):
             if search.scored(outputs, steps) or index == self.n - 1:
                 break
             try:
-                feedback = yield from predict(self.feedback, self._feedback_inputs(inputs, outputs, search.last_reward))
+                with recording():  # advice is not part of the run's trace
+                    feedback = yield from predict(
+                        self.feedback, self._feedback_inputs(inputs, outputs, search.last_reward)
+                    )
             except SigforgeError as error:
                 search.failed(index, error)
                 continue
