@@ -90,9 +90,11 @@ class EvaluationError(SigforgeError):
 class TooManyErrorsError(EvaluationError):
     """The program failed on ``max_errors`` examples; the evaluation stopped.
 
-    ``results`` holds the examples finished so far (in dev-set order); they are also in
-    the results file, if any, so ``resume=True`` continues from there. The last program
-    error is the ``__cause__`` (locally).
+    ``results`` holds the examples finished when the limit was reached (in dev-set
+    order; with Ray, the whole batch that reached it). They are also in the results
+    file, if any, with the examples that were in flight and finished after it, so
+    ``resume=True`` continues from there. The last program error is the ``__cause__``
+    (not with Ray: only its message comes back from the worker).
     """
 
     def __init__(self, message: str, results: list[ExampleResult[Any]]) -> None:
@@ -848,6 +850,7 @@ def _run_on_ray(evaluate: Evaluate[Any], run: _Run, program: Callable[..., Any])
                 except TooManyErrorsError as error:
                     stop = error
             if stop is not None:
+                stop.results = run.results()  # the whole batch
                 raise stop
     finally:
         for ref in pending:
