@@ -38,7 +38,9 @@ if TYPE_CHECKING:
 
 __all__ = ["ProgramOfThought", "ProgramOfThoughtError", "extract_code"]
 
-_FENCE = re.compile(r"```[ \t]*(?:[A-Za-z0-9_+.-]+)?[ \t]*\n(.*?)(?:\n[ \t]*```|\Z)", re.DOTALL)
+#: an opening fence with an optional language, the code, a closing fence on its own line
+#: (or the end of the text: a reply cut short still has its code)
+_FENCE = re.compile(r"```[ \t]*[\w+.-]*[ \t]*\n(.*?)(?:^[ \t]*```|\Z)", re.DOTALL | re.MULTILINE)
 
 
 class ProgramOfThoughtError(SigforgeError):
