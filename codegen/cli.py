@@ -602,3 +602,10 @@ def cache_clear(path: Path | None, expired_only: bool) -> None:
         click.echo(f"removed {_entries(removed)} whose TTL had passed from {target}")
     else:
         click.echo(f"removed {_entries(removed)} from {target}; counters reset")
+
+
+# Commands that run programs (evaluate, optimize) live in their own module.
+from .cli_programs import evaluate, optimize  # noqa: E402
+
+main.add_command(evaluate)
+main.add_command(optimize)
