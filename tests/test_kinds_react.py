@@ -342,3 +342,27 @@ def test_missing_tool_functions_are_a_configuration_error(agents: ModuleType) ->
 
     with pytest.raises(ConfigurationError, match="no function for the tool"):
         agents.Agent(tools=HalfTools(lookup_order=lambda **_: None))
+
+
+def test_generated_prompt_constants_match_the_generated_classes(agents: ModuleType) -> None:
+    """The step's prompt describes the tool calls from the very classes that validate them."""
+    from sigforge.runtime.adapters import ADAPTERS
+    from sigforge.runtime.adapters.types import field_spec, output_json_schema
+
+    for sig in (agents.AgentStep, agents.AgentExtract, agents.JsonAgentStep):
+        for name, adapter in ADAPTERS.items():
+            assert sig.prompts[name] == adapter.prompts(sig.input_fields, sig.output_fields, sig.instructions)
+    outputs = agents.AgentStepOutputs
+    outputs.model_rebuild()
+    union = outputs.model_fields["next_call"].annotation
+    assert outputs.model_fields["next_call"].discriminator == "tool"
+    spec = agents.AgentStep.output_fields[1]
+    assert spec == field_spec(
+        "next_call", union, description=spec.description, is_input=False
+    )
+    assert spec.type_name == "Union[LookupOrderCall, RefundCall, Finish]"
+    assert agents.AgentStep.output_schema == output_json_schema(
+        {name: info.annotation for name, info in outputs.model_fields.items()}
+    )
+    assert "(1) lookup_order(order_id: str) -> Order: Fetch an order" in agents.AgentStep.instructions
+    assert "(3) finish(): call it when" in agents.AgentStep.instructions

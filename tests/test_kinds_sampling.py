@@ -269,3 +269,20 @@ def test_async_calls_take_the_same_steps(kinds: ModuleType) -> None:
     best_out, judge_out, lm_best, lm_judge = asyncio.run(main())
     assert best_out.count == 4 and [r.rollout_id for r in lm_best.requests] == [0, 1]
     assert judge_out.count == 6 and len(lm_judge.requests) == 4
+
+
+def test_generated_signatures_keep_the_instructions_and_share_models(kinds: ModuleType) -> None:
+    from sigforge.runtime.adapters import ADAPTERS
+
+    for sig in (kinds.JudgeCompare, kinds.RefinedHinted, kinds.RefinedFeedback, kinds.CountWithReasoning):
+        for name, adapter in ADAPTERS.items():
+            assert sig.prompts[name] == adapter.prompts(sig.input_fields, sig.output_fields, sig.instructions)
+    assert kinds.JudgeCompare.instructions == kinds.RefinedHinted.instructions == kinds.Count.instructions
+    # the hinted attempt returns the attempt's own outputs model, so the reward function fits both
+    assert kinds.RefinedHinted.outputs is kinds.CountOutputs
+    assert [f.name for f in kinds.RefinedHinted.input_fields] == ["word", "hint_"]
+    compare = {f.name: f for f in kinds.JudgeCompare.input_fields}
+    assert compare["reasoning_attempt_2"].prefix == "Student Attempt #2:"
+    assert kinds.JudgeCompare.output_fields[0].prefix == (
+        "Accurate Reasoning: Thank you everyone. Let's now holistically"
+    )
