@@ -13,8 +13,10 @@ class ToolSpec:
     """Base class of generated tool descriptions (a namespace, never instantiated).
 
     A ``tool search(query: str) -> list[str] "..."`` declaration generates ``SearchArgs``
-    (the arguments model), ``SearchFunction`` (the protocol an implementation satisfies)
-    and ``SearchTool(ToolSpec)``.
+    (the arguments model), ``SearchFunction`` and ``SearchAsyncFunction`` (the protocols a
+    plain or an ``async`` implementation satisfies), ``SearchTool(ToolSpec)`` and
+    ``SearchCall`` (``tool: Literal["search"]`` and the arguments: the call a react
+    predictor's model writes; see :mod:`sigforge.runtime.modules.react`).
     """
 
     name: ClassVar[str]
