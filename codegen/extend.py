@@ -29,9 +29,6 @@ from __future__ import annotations
 import json
 from dataclasses import replace
 
-from sigforge.runtime.adapters import default_instructions
-from sigforge.runtime.signature import FieldSpec
-
 from .model import (
     AttemptKind,
     CheckedField,
@@ -96,6 +93,9 @@ def base_instructions(sig: CheckedSignature) -> str:
     """A signature's instructions, or DSPy's default sentence for its fields."""
     if sig.instructions:
         return sig.instructions
+    from sigforge.runtime.adapters import default_instructions
+    from sigforge.runtime.signature import FieldSpec
+
     return default_instructions(
         [FieldSpec(f.name, "") for f in sig.inputs], [FieldSpec(f.name, "") for f in sig.outputs]
     )
