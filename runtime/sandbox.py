@@ -273,7 +273,7 @@ def setup(cfg):
                 attempt("landlock", lambda: landlock(libc, ctypes, cfg, read_dirs, read_files,
                                                      write_files, executable))
             if "seccomp" in confining:
-                attempt("seccomp", lambda: seccomp(libc, ctypes))
+                attempt("seccomp", lambda: seccomp(libc, ctypes, cfg["network"]))
 
     limits = cfg["limits"]
 
@@ -436,7 +436,7 @@ DENIED_SYSCALLS = (
 )
 
 
-def seccomp(libc, ctypes):
+def seccomp(libc, ctypes, network):
     import struct
     if os.uname().machine != "x86_64":
         return "no filter for %s" % os.uname().machine
@@ -453,6 +453,20 @@ def seccomp(libc, ctypes):
     ]
     for nr in DENIED_SYSCALLS:
         prog += [(jeq, 0, 1, nr), (ret, 0, 0, eperm)]
+    # socket(): none without network (socketpair stays: asyncio needs it); with network,
+    # IPv4/IPv6 only. Either way no AF_UNIX socket(), so no connect() to a socket file
+    # (/var/run/docker.sock, ...), which the network namespace would not stop.
+    if network:
+        prog += [
+            (jeq, 0, 5, 41),  # socket
+            (ld, 0, 0, 16),  # args[0], the domain
+            (jeq, 2, 0, 2),  # AF_INET
+            (jeq, 1, 0, 10),  # AF_INET6
+            (ret, 0, 0, eperm),
+            (ret, 0, 0, allow),
+        ]
+    else:
+        prog += [(jeq, 0, 1, 41), (ret, 0, 0, eperm)]
     prog += [
         (jeq, 0, 1, 435), (ret, 0, 0, enosys),  # clone3: flags out of reach, libc falls back
         (jeq, 0, 4, 56),  # clone
@@ -532,6 +546,7 @@ def make_hook(cfg, violations):
     is_link, is_dir = _stat.S_ISLNK, _stat.S_ISDIR
     fspath, str_, bytes_, int_, tuple_, type_, len_ = os.fspath, str, bytes, int, tuple, type, len
     join = "".join  # "".join((s,)) is an exact str even for a str subclass
+    getframe = sys._getframe
     write_flags = os.O_WRONLY | os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_TRUNC
     blocked_imports = BLOCKED_IMPORTS
     write_events, read_events = WRITE_EVENTS, READ_EVENTS
@@ -664,16 +679,21 @@ def make_hook(cfg, violations):
             deny("changing resource limits is blocked (%s)" % event)
         elif event == "sqlite3.connect":
             deny("sqlite3 is not available in the sandbox")
-        elif not network:
-            if event in network_events:
-                detail = ""
-                address = args[1] if event.startswith("socket.") and len_(args) > 1 else None
-                if (type_(address) is tuple_ and len_(address) >= 2
-                        and type_(address[0]) is str_ and type_(address[1]) is int_):
-                    detail = " %s:%d" % (address[0][:100], address[1])
-                deny("network access is blocked (%s%s)" % (event, detail))
-            if event == "socket.__new__" and args[1] != 1:  # AF_UNIX pairs stay usable
+        elif event == "socket.__new__":
+            if args[1] == 1:  # AF_UNIX: socketpair() only (asyncio needs it), no socket files
+                wrapper = getframe(1)  # socket.socket.__init__, called by socket.socketpair
+                caller = wrapper.f_back
+                if caller is None or caller.f_code.co_name != "socketpair":
+                    deny("network access is blocked (socket.__new__ AF_UNIX)")
+            elif not network:
                 deny("network access is blocked (socket.__new__)")
+        elif event in network_events and not network:
+            detail = ""
+            address = args[1] if event.startswith("socket.") and len_(args) > 1 else None
+            if (type_(address) is tuple_ and len_(address) >= 2
+                    and type_(address[0]) is str_ and type_(address[1]) is int_):
+                detail = " %s:%d" % (address[0][:100], address[1])
+            deny("network access is blocked (%s%s)" % (event, detail))
 
     def fork_exec(*args, **kwargs):  # _posixsubprocess raises no audit event of its own
         deny("starting processes is blocked (_posixsubprocess.fork_exec)")

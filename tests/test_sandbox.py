@@ -293,6 +293,42 @@ def test_a_kernel_layer_alone_stops_the_connection(server: socket.socket, layer:
     assert_no_connection(server)
 
 
+@pytest.fixture
+def unix_server(tmp_path: Path) -> Iterator[tuple[socket.socket, str]]:
+    """A listening Unix socket file, like /var/run/docker.sock: a network namespace does
+    not separate these."""
+    path = str(tmp_path / "s.sock")
+    with socket.socket(socket.AF_UNIX) as listener:
+        listener.bind(path)
+        listener.listen()
+        listener.setblocking(False)
+        yield listener, path
+
+
+UNIX_CONNECT = "import socket\ns = socket.socket(socket.AF_UNIX)\ns.connect({path!r})"
+
+
+def test_unix_socket_files_are_unreachable(
+    sandbox: Sandbox, unix_server: tuple[socket.socket, str]
+) -> None:
+    listener, path = unix_server
+    result = sandbox.run(UNIX_CONNECT.format(path=path))
+    assert result.kind == "blocked"
+    assert result.error == "network access is blocked (socket.__new__ AF_UNIX)"
+    assert_no_connection(listener)
+
+
+def test_seccomp_alone_stops_unix_socket_files(unix_server: tuple[socket.socket, str]) -> None:
+    listener, path = unix_server
+    for sandbox in (only("seccomp"), Sandbox(SandboxLimits(network=True), _without=["audit-hook"])):
+        if "seccomp" not in sandbox.isolation:
+            pytest.skip("seccomp is not available on this machine")
+        result = sandbox.run(UNIX_CONNECT.format(path=path))
+        assert result.kind == "exception"
+        assert result.error == "PermissionError: [Errno 1] Operation not permitted"
+    assert_no_connection(listener)
+
+
 def test_the_network_can_be_allowed_explicitly(server: socket.socket) -> None:
     sandbox = Sandbox(SandboxLimits(timeout=5.0, network=True))
     assert "netns" not in sandbox.isolation
