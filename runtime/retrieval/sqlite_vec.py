@@ -344,9 +344,7 @@ class SQLiteVecStore(VectorStore):
     def _search(
         self, vector: Sequence[float], k: int, node: FilterNode | None, mode: Search
     ) -> Passages:
-        import array
-
-        blob = array.array("f", vector).tobytes()
+        blob = _float32(vector)
         table = self.table
         where, params = "", list[Any]()
         if node is not None:
@@ -413,9 +411,7 @@ class SQLiteVecStore(VectorStore):
         *,
         replace: bool,
     ) -> None:
-        import array
-
-        blobs = [array.array("f", vector).tobytes() for vector in vectors]
+        blobs = [_float32(vector) for vector in vectors]
         encoded = [json.dumps(m, ensure_ascii=False, separators=(",", ":")) for m in metadata]
         table = self.table
 
@@ -659,6 +655,21 @@ class SQLiteVecStore(VectorStore):
             (table, LAYOUT, size, _embedder_name(self.embedder), time.time()),
         )
         self._created = True
+
+
+def _float32(vector: Sequence[float]) -> bytes:
+    """A vector as sqlite-vec's ``float[]`` blob: little-endian float32s."""
+    tobytes = getattr(vector, "tobytes", None)
+    if tobytes is not None and getattr(vector, "dtype", None) is not None:  # a numpy array
+        data: bytes = vector.astype("<f4").tobytes()  # type: ignore[attr-defined]
+        return data
+    import array
+    import sys
+
+    values = array.array("f", vector)
+    if sys.byteorder == "big":
+        values.byteswap()
+    return values.tobytes()
 
 
 def _embedder_name(embedder: object) -> str | None:
