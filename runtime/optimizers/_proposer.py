@@ -53,8 +53,12 @@ __all__ = [
     "demo_text",
     "example_text",
     "instructions_of",
+    "mean",
+    "predictor_outline",
     "program_outline",
     "proposer_config",
+    "run_all",
+    "state_key",
     "value_text",
     "with_instructions",
 ]

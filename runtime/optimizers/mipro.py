@@ -417,8 +417,9 @@ class _GroundedProposal:
         summary = ObservationSummarizer(lm=lm, config=self._config())(observations=observations)
         return clean_instruction(summary.summary)
 
-    def describe(self, example: str) -> tuple[str, str, dict[str, str]]:
-        """The program outline, the program's description and each predictor's role."""
+    def describe(self, example: str) -> tuple[str, str, dict[str, str], dict[str, str]]:
+        """The program outline, the program's description, and each predictor's call
+        (``Class(inputs) -> outputs``) and role."""
         from .prompts.mipro import ModuleDescriber, ProgramDescriber
 
         lm = self.owner.prompt_model
@@ -426,11 +427,12 @@ class _GroundedProposal:
         described = ProgramDescriber(lm=lm, config=self._config())(
             program_code=code, program_example=example
         ).program_description
+        modules: dict[str, str] = {}
         roles: dict[str, str] = {}
         for name, predictor in self.program.named_predictors():
             sig = predictor.signature
-            module = (
-                f"{name}: {type(predictor).__name__}("
+            modules[name] = (
+                f"{name} = {type(predictor).__name__}("
                 f"{', '.join(f.name for f in sig.input_fields)}) -> "
                 f"{', '.join(f.name for f in sig.output_fields)}"
             )
@@ -438,9 +440,9 @@ class _GroundedProposal:
                 program_code=code,
                 program_example=example,
                 program_description=described,
-                module=module,
+                module=modules[name],
             ).module_description
-        return code, described, roles
+        return code, described, modules, roles
 
     @staticmethod
     def task_demos(demo_sets: Sequence[dict[str, list[Demo]]], name: str, index: int) -> str:
@@ -465,14 +467,16 @@ class _GroundedProposal:
         if owner.data_aware_proposer:
             self.data_summary = self.summarize_data()
         names = [name for name, _ in self.program.named_predictors()]
-        count = min(wanted, len(demo_sets)) if owner.fewshot_aware_proposer else wanted
-        code, described, roles = "Not provided", "Not available", dict.fromkeys(names, "Not provided")
+        count = min(wanted, max(len(demo_sets), 1))
+        code, described = "Not provided", "Not available"
+        modules = roles = dict.fromkeys(names, "Not provided")
         if owner.program_aware_proposer:
-            first = next(
-                (self.task_demos(demo_sets, names[0], i) for i in range(1, len(demo_sets))),
-                "No task demos provided.",
+            example = (
+                self.task_demos(demo_sets, names[0], 1)
+                if len(demo_sets) > 1
+                else "No task demos provided."
             )
-            code, described, roles = self.describe(first)
+            code, described, modules, roles = self.describe(example)
         current = instructions_of(self.program)
         jobs: list[tuple[str, int, str, int]] = []  # predictor, candidate, tip, rollout id
         for name in names:
@@ -493,7 +497,7 @@ class _GroundedProposal:
                 dataset_description=self.data_summary or "Not available",
                 program_code=code,
                 program_description=described,
-                module=name,
+                module=modules[name],
                 module_description=roles[name],
                 task_demos=demos,
                 basic_instruction=current[name],
