@@ -29,8 +29,9 @@ standard library), started in two stages:
 The kernel layers are the security boundary; the audit hook is the readable part (it
 names what was refused, and the result's ``kind`` is ``"blocked"``) and a second line
 where a kernel layer is missing. A layer the kernel does not offer is left out of
-``isolation`` (probed once per process, ~60 ms) rather than faked. docs/sandbox.md is
-the threat model: what a snippet can and cannot do, and what to add in production.
+``isolation`` (probed once per process by starting one interpreter) rather than faked.
+docs/sandbox.md is the threat model: what a snippet can and cannot do, and what to add
+in production.
 
 Around the child: a scrubbed environment (no variable of the parent's, so no API key,
 reaches it), a fresh temporary working directory that is removed afterwards, its own
@@ -851,11 +852,19 @@ class _Launch:
     status_write: int
     stdin: bytes
 
+    def started(self) -> None:
+        """Close the parent's copy of the status pipe's write end (the child has its own),
+        so that reading it ends when the child does."""
+        if self.status_write >= 0:
+            os.close(self.status_write)
+            self.status_write = -1
+
     def close(self) -> None:
         """Release the status pipe and remove the working directory."""
-        for fd in (self.status_read, self.status_write):
-            with contextlib.suppress(OSError):  # the write end closes when the child starts
-                os.close(fd)
+        self.started()
+        if self.status_read >= 0:
+            os.close(self.status_read)
+            self.status_read = -1
         _remove_tree(self.workdir)
 
 
@@ -1060,52 +1069,57 @@ def _observe(launch: _Launch, limits: SandboxLimits) -> _Observed:
     except OSError as exc:
         raise SandboxError(f"cannot start {launch.argv[0]}: {exc}") from exc
     finally:
-        os.close(launch.status_write)
+        launch.started()
     stdin, stdout, stderr = proc.stdin, proc.stdout, proc.stderr
     assert stdin is not None and stdout is not None and stderr is not None
     pending = memoryview(launch.stdin)
     timed_out = False
-    killed_at: float | None = None
-    with selectors.DefaultSelector() as selector:
-        selector.register(stdout.fileno(), selectors.EVENT_READ, out)
-        selector.register(stderr.fileno(), selectors.EVENT_READ, err)
-        if pending:
-            os.set_blocking(stdin.fileno(), False)
-            selector.register(stdin.fileno(), selectors.EVENT_WRITE, None)
-        else:
-            stdin.close()
-        while selector.get_map():
-            now = time.monotonic()
-            if killed_at is None and now >= deadline:
-                timed_out, killed_at = True, now
-                _kill_group(proc.pid)
-            if killed_at is not None and now >= killed_at + _DRAIN_GRACE:
-                break  # something outside the group holds the pipes: stop reading
-            until = deadline if killed_at is None else killed_at + _DRAIN_GRACE
-            for key, _ in selector.select(max(until - now, 0.0)):
-                if key.data is None:  # stdin: the code, in pieces the pipe accepts
-                    try:
-                        pending = pending[os.write(key.fd, pending[:65536]) :]
-                    except BlockingIOError:
-                        continue
-                    except BrokenPipeError:
-                        pending = pending[:0]
-                    if not pending:
+    try:
+        with selectors.DefaultSelector() as selector:
+            selector.register(stdout.fileno(), selectors.EVENT_READ, out)
+            selector.register(stderr.fileno(), selectors.EVENT_READ, err)
+            if pending:
+                os.set_blocking(stdin.fileno(), False)
+                selector.register(stdin.fileno(), selectors.EVENT_WRITE, None)
+            else:
+                stdin.close()
+            killed_at: float | None = None
+            while selector.get_map():
+                now = time.monotonic()
+                if killed_at is None and now >= deadline:
+                    timed_out, killed_at = True, now
+                    _kill_group(proc.pid)
+                if killed_at is not None and now >= killed_at + _DRAIN_GRACE:
+                    break  # something outside the group holds the pipes: stop reading
+                until = deadline if killed_at is None else killed_at + _DRAIN_GRACE
+                for key, _ in selector.select(max(until - now, 0.0)):
+                    if key.data is None:  # stdin: the code, in pieces the pipe accepts
+                        try:
+                            pending = pending[os.write(key.fd, pending[:65536]) :]
+                        except BlockingIOError:
+                            continue
+                        except BrokenPipeError:
+                            pending = pending[:0]
+                        if not pending:
+                            selector.unregister(key.fd)
+                            stdin.close()
+                    elif chunk := os.read(key.fd, 65536):
+                        key.data.feed(chunk)
+                    else:
                         selector.unregister(key.fd)
-                        stdin.close()
-                elif chunk := os.read(key.fd, 65536):
-                    key.data.feed(chunk)
-                else:
-                    selector.unregister(key.fd)
-    for stream in (stdin, stdout, stderr):
-        stream.close()
-    if not timed_out:
-        try:
-            proc.wait(timeout=max(deadline - time.monotonic(), 0.0))
-        except subprocess.TimeoutExpired:  # closed its output but kept running
-            timed_out = True
+        if not timed_out:
+            try:
+                proc.wait(timeout=max(deadline - time.monotonic(), 0.0))
+            except subprocess.TimeoutExpired:  # closed its output but kept running
+                timed_out = True
+    finally:
+        # past the deadline, or interrupted (KeyboardInterrupt, ...): nothing outlives
+        # the call. Not yet reaped, so the group id is still the child's.
+        if proc.returncode is None:
             _kill_group(proc.pid)
-    proc.wait()
+            proc.wait()
+        for stream in (stdin, stdout, stderr):
+            stream.close()
     return _Observed(
         timed_out=timed_out,
         returncode=proc.returncode,
@@ -1136,7 +1150,7 @@ async def _aobserve(launch: _Launch, limits: SandboxLimits) -> _Observed:
     except OSError as exc:
         raise SandboxError(f"cannot start {launch.argv[0]}: {exc}") from exc
     finally:
-        os.close(launch.status_write)
+        launch.started()
     stdin, stdout, stderr = proc.stdin, proc.stdout, proc.stderr
     assert stdin is not None and stdout is not None and stderr is not None
 
@@ -1153,26 +1167,32 @@ async def _aobserve(launch: _Launch, limits: SandboxLimits) -> _Observed:
         while chunk := await stream.read(65536):
             capture.feed(chunk)
 
+    waiter = asyncio.ensure_future(proc.wait())
     tasks = [
         asyncio.ensure_future(feed()),
         asyncio.ensure_future(drain(stdout, out)),
         asyncio.ensure_future(drain(stderr, err)),
+        waiter,
     ]
-    timed_out = False
     try:
-        async with asyncio.timeout(limits.timeout):
-            await asyncio.gather(*tasks)
-            await proc.wait()
-    except TimeoutError:
-        timed_out = True
-    finally:  # on cancellation too: nothing outlives the call
-        if proc.returncode is None or not all(task.done() for task in tasks):
+        # asyncio.wait, not gather: a timeout leaves the readers running to collect
+        # what the child printed until it is killed
+        _, unfinished = await asyncio.wait(tasks, timeout=limits.timeout)
+        timed_out = bool(unfinished)
+    finally:
+        # past the deadline, or cancelled: nothing outlives the call. The child is
+        # unreaped or still holds its pipes, so the group id is still its own.
+        if not all(task.done() for task in tasks):
             _kill_group(proc.pid)
-            await proc.wait()
-            _, unfinished = await asyncio.wait(tasks, timeout=_DRAIN_GRACE)
-            for task in unfinished:
+            await asyncio.shield(proc.wait())
+            await asyncio.wait(tasks, timeout=_DRAIN_GRACE)
+            for task in tasks:
                 task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+        await asyncio.gather(*tasks, return_exceptions=True)
+    for task in tasks:  # an unexpected failure of a reader is a bug: let it show
+        error = None if task.cancelled() else task.exception()
+        if error is not None:
+            raise error
     return _Observed(
         timed_out=timed_out,
         returncode=proc.returncode,

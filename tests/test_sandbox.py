@@ -17,9 +17,11 @@ import json
 import os
 import platform
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -226,6 +228,30 @@ def test_a_sleeping_program_times_out_and_its_process_group_is_killed(
     assert (result.kind, result.error) == ("timeout", "timed out after 2s")
     pid = int(result.stdout)
     assert not Path(f"/proc/{pid}").exists()
+    assert children() == before
+
+
+class Interrupted(Exception):
+    pass
+
+
+def test_an_interrupted_run_kills_the_child(_own_tempdir: Path) -> None:
+    """KeyboardInterrupt and the like while run() waits: the child dies with the call."""
+    sandbox = Sandbox(SandboxLimits(timeout=60.0))
+    before = children()
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise Interrupted
+
+    previous = signal.signal(signal.SIGUSR1, interrupt)
+    try:
+        timer = threading.Timer(0.5, os.kill, (os.getpid(), signal.SIGUSR1))
+        timer.start()
+        with pytest.raises(Interrupted):
+            sandbox.run("import time\ntime.sleep(60)")
+        timer.join()
+    finally:
+        signal.signal(signal.SIGUSR1, previous)
     assert children() == before
 
 
