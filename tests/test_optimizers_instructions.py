@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 import pytest
 
+from sigforge.runtime.errors import ConfigurationError
 from sigforge.runtime.evaluate import Evaluate
 from sigforge.runtime.example import Example
 from sigforge.runtime.messages import LMRequest
@@ -376,6 +378,17 @@ def test_mipro_settings_are_checked(gen: ModuleType, task: OperatorTask, trainse
         optimizer.compile(gen.Solve(), trainset=trainset[:1])
 
 
+def test_mipro_without_optuna_fails_before_any_call(
+    gen: ModuleType, task: OperatorTask, trainset: list[Example], world: OperatorWorld,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setitem(sys.modules, "optuna", None)  # `import optuna` raises ImportError
+    optimizer = MIPROv2(task.metric, prompt_model=world.lm())
+    with pytest.raises(ConfigurationError, match=r"pip install 'sigforge\[optimize\]'"):
+        optimizer.compile(gen.Solve(lm=world.lm()), trainset=trainset)
+    assert world.total_calls == 0
+
+
 # ---------------------------------------------------------------- GEPA
 
 
@@ -436,6 +449,21 @@ def test_gepa_reflects_on_the_metrics_feedback(
     assert "## Generated Outputs\n### answer\n" in first
     assert "## Feedback\nexpected " in first  # the Score's feedback, word for word
     assert len({r.rollout_id for r in requests}) == len(requests)
+
+
+def test_gepa_without_feedback_reflects_on_the_score(
+    gen: ModuleType, task: OperatorTask, trainset: list[Example], world: OperatorWorld
+) -> None:
+    def plain(example: Example, prediction: Any) -> bool:
+        return bool(prediction.answer == example["answer"])
+
+    requests: list[LMRequest] = []
+    optimizer = GEPA(plain, max_metric_calls=30, reflection_lm=recorded(world, requests))
+    compiled = optimizer.compile(gen.Solve(lm=world.lm()), trainset=trainset)
+    assert requests
+    assert "## Feedback\nThis answer scored 0.0 (no feedback was given)." in user_text(requests[0])
+    assert compiled.optimization is not None
+    assert compiled.optimization["settings"]["metric"].endswith("plain")
 
 
 def test_gepa_merges_what_two_lineages_learned(

@@ -140,6 +140,8 @@ class COPRO(Optimizer):
         with tracked_calls() as usage:
             program = deep_copy(student)
             names = [name for name, _ in program.named_predictors()]
+            if not names:
+                raise ValueError("the program has no predictors to optimize")
             evaluated, stats, evaluations = self._search(program, names, trainset, evalset, scorer, rng)
         ranked = sorted(
             (entry for name in names for entry in evaluated[name].values()),

@@ -46,6 +46,9 @@ Differences from DSPy:
   sigforge's demos do not mark), written as ``field: value`` lines.
 * A candidate scored before on the same examples is not run again (DSPy runs it and its
   LM cache answers).
+* optuna is an optional dependency (``pip install 'sigforge[optimize]'``); without it
+  ``compile`` raises :class:`~sigforge.runtime.errors.ConfigurationError` before any LM
+  call.
 * Failed examples count as ``failure_score`` 0 up to ``max_errors`` (default 10) per
   evaluation, then the evaluation raises
   :class:`~sigforge.runtime.evaluate.TooManyErrorsError`; DSPy scores such a trial 0.
@@ -64,6 +67,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, cast
 
+from ..errors import ConfigurationError
 from ..example import Example
 from ..metrics import Metric
 from ..module import Program
@@ -259,10 +263,13 @@ class MIPROv2(Optimizer):
     ) -> ProgramT:
         """The best fully scored program: the student (a copy) with the chosen instruction
         and demo set per predictor; ``student`` is left unchanged."""
+        _require_optuna()
         trainset, valset = _split(list(trainset), None if valset is None else list(valset))
         rng = self._rng()
         program = deep_copy(student)
         names = [name for name, _ in program.named_predictors()]
+        if not names:
+            raise ValueError("the program has no predictors to optimize")
         plan = self.planned(len(names), len(valset))
         if self.auto is not None:
             valset = [valset[i] for i in rng.sample(range(len(valset)), plan["valset_size"])]
@@ -350,6 +357,17 @@ class MIPROv2(Optimizer):
             if bar is not None:
                 bar.close()
         return sets
+
+
+def _require_optuna() -> None:
+    """Fail before any LM call when optuna (step 3) is not installed."""
+    try:
+        import optuna  # noqa: F401
+    except ImportError:
+        raise ConfigurationError(
+            "MIPROv2 needs optuna for its Bayesian search: pip install 'sigforge[optimize]' "
+            "(or pip install 'optuna>=4')"
+        ) from None
 
 
 def _split(
