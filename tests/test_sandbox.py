@@ -619,6 +619,16 @@ def test_arun_times_out_and_kills_the_child(sandbox: Sandbox) -> None:
     assert children() == before
 
 
+def test_runs_from_several_threads_at_once(sandbox: Sandbox) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    codes = [f"print({i} * {i})" for i in range(6)] + ["1 / 0", "import os\nos.fork()"]
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(sandbox.run, codes))
+    assert [r.stdout for r in results[:6]] == [f"{i * i}\n" for i in range(6)]
+    assert [r.kind for r in results[6:]] == ["exception", "blocked"]
+
+
 def test_cancelling_arun_kills_the_child(sandbox: Sandbox, _own_tempdir: Path) -> None:
     before = children()
 
