@@ -420,7 +420,7 @@ def test_gepa_raises_the_score_within_its_budget(
         "instructions": {"self": student.instructions},
         "parents": [],
         "score": score(student, valset, task),
-        "discovered_at": len(valset),
+        "discovered_at": 0,
     }
     # lineage: every candidate descends from earlier ones and was found later
     for index, candidate in enumerate(candidates[1:], 1):

@@ -54,7 +54,7 @@ Differences from DSPy:
   budget, as it would in DSPy.
 
 The optimization record holds the budget and the metric calls made, every candidate (its
-instructions, parents, mean validation score and the metric calls spent when it was
+instructions, parents, mean validation score and the metric calls spent before it was
 found), the frontier (per validation example, the candidates best on it), the best
 candidate, and counts of iterations, proposals and merges.
 """
@@ -414,10 +414,11 @@ class _Run:
         return outcomes
 
     def _add(self, instructions: dict[str, str], parents: list[int]) -> int:
+        found_at = self.scorer.metric_calls  # before its valset evaluation, as GEPA counts
         scores = [o.score.value for o in self._outcomes(instructions, self.valset)]
         next_predictor = max((self.pool.candidates[p].next_predictor for p in parents), default=0)
         return self.pool.add(
-            _Candidate(dict(instructions), parents, scores, self.scorer.metric_calls, next_predictor)
+            _Candidate(dict(instructions), parents, scores, found_at, next_predictor)
         )
 
     # ------------------------------------------------------------ the loop
@@ -430,11 +431,10 @@ class _Run:
             while self.scorer.metric_calls < self.budget:
                 iteration = self.iterations
                 self.iterations += 1
-                if self.owner.use_merge and self.merges_due > 0 and self.found_new:
-                    self.found_new = False
-                    if self._merge():
-                        continue
+                merge_due = owner.use_merge and self.merges_due > 0 and self.found_new
                 self.found_new = False
+                if merge_due and self._merge():
+                    continue  # a scored merge ends the iteration
                 self._reflect(iteration)
         finally:
             if self._bar is not None:
