@@ -200,7 +200,14 @@ def generate(
     Only files that changed since the last run (or that import a changed file) are
     compiled again; `sigforge check` always compiles everything."""
     _require_folder(src)
-    result = _compile(src, out, warnings, ignore, incremental=not full)
+    _generate(src, out, fmt, warnings, ignore, incremental=not full)
+
+
+def _generate(
+    src: Path, out: Path, fmt: str, warnings: WarningMode, ignore: Collection[str], *, incremental: bool
+) -> None:
+    """Compile and write, printing diagnostics and a summary; exit 1 on errors."""
+    result = _compile(src, out, warnings, ignore, incremental=incremental)
     _report_compile(result, fmt)
     if not result.ok:
         sys.exit(1)
@@ -229,6 +236,68 @@ def check(src: Path, out: Path, fmt: str, warnings: WarningMode, ignore: frozens
         sys.exit(1)
     if fmt == "text":
         click.echo(f"{out} is up to date.")
+
+
+@main.command()
+@click.argument("target", metavar="PACKAGE.MODULE:PREDICTOR")
+@click.argument(
+    "artifact", required=False, type=click.Path(exists=True, dir_okay=False, path_type=Path)
+)
+@click.option(
+    "--predictor",
+    "which",
+    metavar="NAME",
+    help="The artifact's predictor to freeze when it holds several (e.g. `answer`).",
+)
+@click.option("--remove", is_flag=True, help="Remove the frozen state of PREDICTOR instead.")
+@_options
+def freeze(
+    target: str,
+    artifact: Path | None,
+    which: str | None,
+    remove: bool,
+    src: Path,
+    out: Path,
+    fmt: str,
+    warnings: WarningMode,
+    ignore: frozenset[str],
+) -> None:
+    """Bake an optimized program's instructions and demos into a generated predictor.
+
+    TARGET names the generated class, e.g. `generated.qa:Answerer`; ARTIFACT is a file
+    written by `program.save(...)` or `sigforge optimize`. The state is recorded in the
+    `.frozen.json` file next to the predictor's `.sig` source and the package is
+    regenerated: new instances start from the frozen state, with no JSON at run time.
+    """
+    from .freeze import FreezeError, FrozenFile
+
+    _require_folder(src)
+    if remove and artifact is not None:
+        raise click.UsageError("--remove takes no ARTIFACT")
+    if not remove and artifact is None:
+        raise click.UsageError("give the ARTIFACT to freeze (or --remove)")
+    try:
+        frozen = FrozenFile(target, src=src, out=out)
+    except FreezeError as exc:
+        raise click.ClickException(str(exc)) from None
+    done = False
+    try:
+        frozen.drop(required=remove)
+        if artifact is not None:
+            # the package must be current (without the old entry) to validate against it
+            _generate(src, out, "json" if fmt == "json" else "quiet", warnings, ignore, incremental=True)
+            frozen.add(artifact, which)
+        done = True
+    except FreezeError as exc:
+        raise click.ClickException(str(exc)) from None
+    finally:
+        if not done:
+            frozen.restore()
+            compiled = _compile(src, out, "hide", ignore, incremental=True)
+            if compiled.ok:
+                write_outputs(out, compiled.files)
+    click.echo(f"{'unfroze' if remove else 'froze'} {target}: {display_path(frozen.path)}")
+    _generate(src, out, fmt, warnings, ignore, incremental=True)
 
 
 @main.command()

@@ -65,6 +65,8 @@ class FieldIR:
     param_default: str | None
     #: ``FieldSpec(...)`` for signature fields
     spec: Node
+    #: the type as prompts (and saved program states) name it, for signature fields
+    type_name: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,6 +118,11 @@ class PredictorIR:
     astream_returns: Node
     stream: Node
     astream: Node
+    #: field name -> type name of the signature it runs (what saved states record)
+    fields: tuple[tuple[str, str], ...] = ()
+    #: the class attributes ``sigforge freeze`` baked in, and where they came from
+    frozen: tuple[Node, ...] = ()
+    frozen_note: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,6 +136,9 @@ class InnerIR:
     docstring: str
     signature: str
     adapter: str
+    fields: tuple[tuple[str, str], ...] = ()
+    frozen: tuple[Node, ...] = ()
+    frozen_note: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -271,7 +281,7 @@ def _field_ir(field: CheckedField, types: TypeResolver) -> tuple[FieldIR, FieldS
         prefix=field.prefix,
         format=field.format,
     )
-    return _attribute_ir(field, _spec_node(spec)), spec
+    return dataclasses.replace(_attribute_ir(field, _spec_node(spec)), type_name=spec.type_name), spec
 
 
 def _attribute_ir(field: CheckedField, spec: Node = "") -> FieldIR:
@@ -602,7 +612,13 @@ def _predictor_ir(pred: CheckedPredictor, run: SignatureIR) -> PredictorIR:
         astream_returns=Bracket(") -> AsyncPredictionStream[", models, "]:"),
         stream=call_node("return self.run_stream", [build]),
         astream=call_node("return self.arun_stream", [build]),
+        fields=signature_fields(run),
     )
+
+
+def signature_fields(sig: SignatureIR) -> tuple[tuple[str, str], ...]:
+    """Field name -> prompt type name, inputs then outputs (as saved states record them)."""
+    return tuple((f.name, f.type_name) for f in (*sig.input_fields, *sig.output_fields))
 
 
 def declared_text(pred: CheckedPredictor) -> str:
@@ -661,6 +677,7 @@ def _kind_ir(pred: CheckedPredictor, by_name: dict[str, SignatureIR]) -> KindIR:
                 signature=sig.name,
                 adapter=pred.adapter,
                 base=base,
+                fields=signature_fields(sig),
             )
         )
         attributes.append(f"{role.lower()}_predictor = {name}")

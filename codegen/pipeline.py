@@ -19,6 +19,7 @@ from .ast import Span
 from .check import Checker, Exports
 from .diagnostics import Diagnostic
 from .extend import extend
+from .frozen import apply_frozen, frozen_path, read_frozen
 from .imports import resolve_imports
 from .ir import lower
 from .model import CheckedModule
@@ -65,6 +66,8 @@ class _Unit:
     #: the syntax tree, once parsed without errors
     sig_file: ast.SigFile | None
     parsed: bool = False
+    #: the frozen-state file next to the source (see :mod:`.frozen`): shown path, text
+    frozen: tuple[str, str] | None = None
 
 
 def compile_sources(src: Path, out: Path, *, incremental: bool = False) -> CompileResult:
@@ -87,7 +90,10 @@ def compile_sources(src: Path, out: Path, *, incremental: bool = False) -> Compi
         )
         return result
     units = _read_sources(src, root_label, result)
-    digests = source_digests({m: u.text for m, u in units.items()}, f"{root_label}>{out.resolve().name}")
+    digests = source_digests(
+        {m: u.text + (f"\n\0frozen\0{u.frozen[1]}" if u.frozen else "") for m, u in units.items()},
+        f"{root_label}>{out.resolve().name}",
+    )
     reused = _reusable(out, digests) if incremental else {}
     _parse_needed(units, set(units) - set(reused), result)
     resolution = resolve_imports(
@@ -127,9 +133,21 @@ def compile_sources(src: Path, out: Path, *, incremental: bool = False) -> Compi
     for module, m in sorted(checked.items()):
         if module not in reused:
             try:
-                modules[_module_file(module)] = render_module(lower(extend(m), types), digests[module])
+                lowered = lower(extend(m), types)
             except RecursionError:
                 result.diagnostics.append(_too_deep(units[module]))
+                continue
+            frozen = units[module].frozen
+            if frozen is not None:
+                entries, problems = read_frozen(frozen[1], frozen[0])
+                if not problems:
+                    lowered, problems = apply_frozen(
+                        lowered, entries, frozen[0], m.source, f"{out.resolve().name}.{module}"
+                    )
+                if problems:
+                    result.diagnostics += problems
+                    continue
+            modules[_module_file(module)] = render_module(lowered, digests[module])
     if not result.ok:
         return result
     modules = dict(sorted(modules.items()))
@@ -198,7 +216,20 @@ def _read_sources(src: Path, root_label: str, result: CompileResult) -> dict[str
                 )
             )
             continue
-        units[".".join(parts)] = _Unit(shown, f"{root_label}/{rel.as_posix()}", text, None)
+        unit = _Unit(shown, f"{root_label}/{rel.as_posix()}", text, None)
+        frozen_file = frozen_path(path)
+        if frozen_file.is_file():
+            frozen_shown = display_path(frozen_file)
+            try:
+                frozen_text = frozen_file.read_text(encoding="utf-8")
+            except UnicodeDecodeError as exc:
+                frozen_text = ""
+                result.diagnostics.append(
+                    Diagnostic(frozen_shown, Span(1, 1, 1, 2), "E501", f"file is not valid UTF-8 ({exc.reason})")
+                )
+            result.sources[frozen_shown] = frozen_text
+            unit.frozen = (frozen_shown, frozen_text)
+        units[".".join(parts)] = unit
     return units
 
 
