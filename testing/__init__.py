@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from ._core import Dialect, RecordedRequest, Reply, Responder, ScriptedServer, ServerStats
 from .anthropic import ANTHROPIC_VERSIONS, AnthropicDialect, AnthropicServer, rate_limit_headers
+from .colbert import ColBERTv2Dialect, ColBERTv2Server
 from .faults import FAULT_KINDS, FaultInjector, Injection
 from .gemini import GeminiDialect, GeminiServer
 from .scripted import ScriptedLM, ScriptExhaustedError, Streamed
@@ -32,6 +33,8 @@ __all__ = [
     "FAULT_KINDS",
     "AnthropicDialect",
     "AnthropicServer",
+    "ColBERTv2Dialect",
+    "ColBERTv2Server",
     "Dialect",
     "FaultInjector",
     "GeminiDialect",

@@ -8,13 +8,18 @@ records how it was made in ``program.optimization``, and never changes the stude
 
 from .base import DEFAULT_MAX_ERRORS, Optimizer, OptimizerError, optimization_record
 from .bootstrap import BootstrapFewShot
+from .copro import COPRO
 from .ensemble import Ensemble, EnsembleProgram, majority
+from .gepa import GEPA
 from .knn import KNNFewShot, KNNProgram
 from .labeled import LabeledFewShot
+from .mipro import MIPROv2
 from .random_search import BootstrapFewShotWithRandomSearch, Candidate
 
 __all__ = [
+    "COPRO",
     "DEFAULT_MAX_ERRORS",
+    "GEPA",
     "BootstrapFewShot",
     "BootstrapFewShotWithRandomSearch",
     "Candidate",
@@ -23,6 +28,7 @@ __all__ = [
     "KNNFewShot",
     "KNNProgram",
     "LabeledFewShot",
+    "MIPROv2",
     "Optimizer",
     "OptimizerError",
     "majority",
