@@ -291,7 +291,7 @@ def test_save_and_load_round_trip(qa: ModuleType, tmp_path: Path) -> None:
     assert saved["sigforge_program"] == 1 and saved["program"] == "QACoT"
     state = saved["predictors"]["self"]
     assert state["sigforge_state"] == 2 and state["signature"] == "QAWithReasoning"
-    assert state["fields"]["answer"] == "str" and list(state["fields"])[0] == "context"
+    assert state["fields"]["answer"] == "str" and next(iter(state["fields"])) == "context"
     fresh = qa.QACoT()
     fresh.load(path)
     assert fresh.instructions == "Be brief."
