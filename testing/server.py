@@ -33,6 +33,23 @@ a chunk with ``finish_reason``, a usage chunk with ``choices: []`` when
 ``stream_options.include_usage`` is true (the other chunks then carry ``"usage":
 null``), and ``data: [DONE]``. A mid-stream error is ``data: {"error": {...}}``.
 
+Embeddings: ``POST /v1/embeddings`` (and ``/embeddings``) is checked against OpenAI's
+documented request -- ``model`` (a non-empty string) and ``input`` (a non-empty string,
+or a list of up to 2048 non-empty strings, or token arrays) are required;
+``encoding_format`` is ``float`` or ``base64``; ``dimensions`` an integer >= 1;
+``user`` a string -- and answered ``{"object": "list", "data": [{"object":
+"embedding", "index": i, "embedding": [...]}], "model", "usage": {"prompt_tokens",
+"total_tokens"}}``, the vectors as JSON numbers or, for ``base64``, little-endian
+float32 bytes. The vectors come from ``embedder`` (a function of one text), by default
+:func:`hashing_embedding`: deterministic, unit length, ``embedding_dimensions`` long,
+and similar for texts that share words. ``dimensions`` shortens them as OpenAI's
+``text-embedding-3`` models do (the first ``dimensions`` values, renormalized); more
+than the model has is an HTTP 400, and so is an input longer than ``max_input_tokens``
+words (OpenAI's "maximum context length" error). Embedding requests do not use the
+chat script: ``embedding_replies`` (a sequence of :class:`Reply` items answered first,
+in order, or a responder) scripts their errors, delays and raw bodies; a 2xx reply
+without a ``body`` is answered with the vectors.
+
 The machinery (lifecycle, script, outages, streams, accounting) is shared with the
 Anthropic and Gemini servers; see :mod:`sigforge.testing._core`.
 """
@@ -40,10 +57,12 @@ Anthropic and Gemini servers; see :mod:`sigforge.testing._core`.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+import threading
+from collections import deque
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
-from ._checks import Field, Problems, check_fields
+from ._checks import Field, Problems, check_fields, is_int
 from ._core import (
     Answer,
     Dialect,
@@ -55,18 +74,36 @@ from ._core import (
     Route,
     ScriptedServer,
     ServerStats,
+    rough_tokens,
 )
 
 __all__ = [
+    "EmbeddingFunction",
     "OpenAICompatServer",
     "OpenAIDialect",
     "RecordedRequest",
     "Reply",
     "Responder",
     "ServerStats",
+    "hashing_embedding",
 ]
 
 CHAT_PATHS = frozenset({"/v1/chat/completions", "/chat/completions"})
+EMBEDDING_PATHS = frozenset({"/v1/embeddings", "/embeddings"})
+
+#: computes the (full-length) embedding of one text
+EmbeddingFunction = Callable[[str], Sequence[float]]
+
+#: most inputs one embeddings request may carry (OpenAI's documented limit)
+MAX_EMBEDDING_INPUTS = 2048
+
+_EMBEDDING_PARAMS: dict[str, Field] = {
+    "model": Field("str"),
+    "input": Field("any"),
+    "encoding_format": Field("str", choices=("float", "base64")),
+    "dimensions": Field("int", 1),
+    "user": Field("str"),
+}
 
 _ROLES = ("system", "developer", "user", "assistant", "tool", "function")
 #: the content part types each role may send
@@ -133,14 +170,31 @@ class OpenAIDialect(Dialect):
     name = "openai"
     base_path = "/v1"
 
-    def __init__(self, *, api_key: str | None = None, strict: bool = False) -> None:
+    def __init__(
+        self,
+        *,
+        api_key: str | None = None,
+        strict: bool = False,
+        embedder: EmbeddingFunction | None = None,
+        embedding_dimensions: int = 64,
+        max_input_tokens: int = 8192,
+    ) -> None:
         super().__init__(api_key=api_key)
+        if embedding_dimensions < 1 or max_input_tokens < 1:
+            raise ValueError("embedding_dimensions and max_input_tokens must be >= 1")
         #: refuse unknown top-level parameters, as OpenAI does
         self.strict = strict
+        self.embedding_dimensions = embedding_dimensions
+        self.max_input_tokens = max_input_tokens
+        self.embedder: EmbeddingFunction = embedder or (
+            lambda text: hashing_embedding(text, self.embedding_dimensions)
+        )
 
     def route(self, method: str, path: str, query: Mapping[str, str]) -> Route | None:
         if method == "POST" and path in CHAT_PATHS:
             return Route("chat.completions")
+        if method == "POST" and path in EMBEDDING_PATHS:
+            return Route("embeddings", stream=False)
         return None
 
     # -- checking ---------------------------------------------------------------------------
@@ -153,6 +207,8 @@ class OpenAIDialect(Dialect):
         data = self.json_object(headers, body, problems)
         if data is None:
             return Inspection(problems)
+        if route.name == "embeddings":
+            return self._inspect_embeddings(problems, data)
         unknown = "{name}: unrecognized request argument" if self.strict else None
         check_fields(problems, data, _PARAMS, unknown=unknown)
         model = data.get("model")
@@ -175,6 +231,35 @@ class OpenAIDialect(Dialect):
             problems, stream=stream, model=model if isinstance(model, str) else None, texts=texts
         )
 
+    def _inspect_embeddings(self, problems: Problems, data: dict[str, Any]) -> Inspection:
+        unknown = "{name}: unrecognized request argument" if self.strict else None
+        check_fields(problems, data, _EMBEDDING_PARAMS, unknown=unknown)
+        model = data.get("model")
+        if "model" not in data:
+            problems.add("model: required")
+        elif isinstance(model, str) and not model:
+            problems.add("model: must not be empty")
+        texts = _embedding_inputs(problems, data)
+        for index, text in enumerate(texts):
+            tokens = rough_tokens(text)
+            if tokens > self.max_input_tokens:
+                problems.add(
+                    f"This model's maximum context length is {self.max_input_tokens} tokens, "
+                    f"however you requested {tokens} tokens (input {index}). Please reduce "
+                    "your prompt; or completion length.",
+                    violation=False,
+                )
+                break
+        dimensions = data.get("dimensions")
+        if isinstance(dimensions, int) and is_int(dimensions) and texts:
+            available = len(self.embedder(texts[0]))
+            if dimensions > available:
+                problems.add(
+                    f"dimensions: {dimensions} is more than the model's {available} dimensions",
+                    violation=False,
+                )
+        return Inspection(problems, model=model if isinstance(model, str) else None, texts=texts)
+
     def _check_key(self, headers: Mapping[str, str], problems: Problems) -> None:
         authorization = headers.get("authorization")
         if authorization is not None and not authorization.startswith("Bearer "):
@@ -192,6 +277,8 @@ class OpenAIDialect(Dialect):
     # -- answering ---------------------------------------------------------------------------
 
     def completion(self, answer: Answer) -> dict[str, Any]:
+        if answer.request.path in EMBEDDING_PATHS:
+            return self.embeddings(answer)
         reply = answer.reply
         return {
             "id": f"chatcmpl-{answer.id}",
@@ -206,6 +293,25 @@ class OpenAIDialect(Dialect):
                 }
             ],
             "usage": _usage(answer),
+        }
+
+    def embeddings(self, answer: Answer) -> dict[str, Any]:
+        """The answer to an embeddings request: one vector per input, in order."""
+        body = answer.request.json if isinstance(answer.request.json, dict) else {}
+        dimensions = body.get("dimensions")
+        base64_format = body.get("encoding_format") == "base64"
+        data = []
+        for index, text in enumerate(answer.request.texts):
+            vector = [float(x) for x in self.embedder(text)]
+            if is_int(dimensions):
+                vector = _unit(vector[:dimensions])
+            encoded: Any = _base64_floats(vector) if base64_format else vector
+            data.append({"object": "embedding", "index": index, "embedding": encoded})
+        return {
+            "object": "list",
+            "data": data,
+            "model": answer.model,
+            "usage": {"prompt_tokens": answer.prompt_tokens, "total_tokens": answer.prompt_tokens},
         }
 
     def stream_head(self, answer: Answer) -> list[Event]:
@@ -267,6 +373,11 @@ class OpenAICompatServer(ScriptedServer):
     ``api_key``: the only key accepted (default: any key or none). ``strict``: refuse
     unknown top-level parameters. ``base_url`` is ``http://127.0.0.1:PORT/v1``.
 
+    ``/v1/embeddings`` (see the module docstring): ``embedder`` computes a text's vector
+    (default: :func:`hashing_embedding` of ``embedding_dimensions`` values);
+    ``embedding_replies`` script those requests (a sequence answered first, or a
+    responder); inputs over ``max_input_tokens`` words are refused.
+
     Start and stop it with ``with``, or with :meth:`start` / :meth:`stop`.
     """
 
@@ -280,13 +391,68 @@ class OpenAICompatServer(ScriptedServer):
         max_lifetime: float | None = 120.0,
         api_key: str | None = None,
         strict: bool = False,
+        embedder: EmbeddingFunction | None = None,
+        embedding_dimensions: int = 64,
+        embedding_replies: Iterable[Reply] | Responder = (),
+        max_input_tokens: int = 8192,
     ) -> None:
+        self._embedding_responder: Responder | None = None
+        self._embedding_script: deque[Reply] = deque()
+        if callable(embedding_replies):
+            self._embedding_responder = embedding_replies
+        else:
+            self._embedding_script.extend(embedding_replies)
+        self._embedding_lock = threading.Lock()
         super().__init__(
             replies,
-            dialect=OpenAIDialect(api_key=api_key, strict=strict),
+            dialect=OpenAIDialect(
+                api_key=api_key,
+                strict=strict,
+                embedder=embedder,
+                embedding_dimensions=embedding_dimensions,
+                max_input_tokens=max_input_tokens,
+            ),
             default=default,
             max_lifetime=max_lifetime,
         )
+
+    @property
+    def embedding_requests(self) -> list[RecordedRequest]:
+        """The embeddings requests received so far, in order."""
+        return [r for r in self.requests if r.path in EMBEDDING_PATHS]
+
+    def _reply_for(self, request: RecordedRequest) -> Reply:
+        if request.path not in EMBEDDING_PATHS:
+            return super()._reply_for(request)
+        responder = self._embedding_responder
+        if responder is not None:
+            try:
+                item = responder(request)
+            except Exception as exc:
+                with self._lock:
+                    self._errors.append(exc)
+                return Reply(
+                    status=500, error_message=f"responder raised {type(exc).__name__}: {exc}"
+                )
+            return Reply(content=item) if isinstance(item, str) else item
+        with self._embedding_lock:
+            return self._embedding_script.popleft() if self._embedding_script else Reply()
+
+
+def hashing_embedding(text: str, dimensions: int = 64) -> list[float]:
+    """A deterministic unit vector for ``text``: its lower-cased words hashed into
+    ``dimensions`` signed buckets (the "hashing trick"), so texts sharing words point
+    alike. A text without words gets one bucket chosen by the whole text."""
+    import hashlib
+    import re
+
+    vector = [0.0] * dimensions
+    words = re.findall(r"\w+", text.lower()) or [text]
+    for word in words:
+        digest = hashlib.blake2b(word.encode("utf-8"), digest_size=8).digest()
+        number = int.from_bytes(digest, "big")
+        vector[number % dimensions] += 1.0 if (number >> 63) & 1 else -1.0
+    return _unit(vector) if any(vector) else [1.0] + [0.0] * (dimensions - 1)
 
 
 # -- checks of the parts ------------------------------------------------------------------------
@@ -446,3 +612,51 @@ def _usage(answer: Answer) -> dict[str, int]:
         "completion_tokens": answer.completion_tokens,
         "total_tokens": answer.prompt_tokens + answer.completion_tokens,
     }
+
+
+# -- embeddings ---------------------------------------------------------------------------------
+
+
+def _embedding_inputs(problems: Problems, data: dict[str, Any]) -> list[str]:
+    """The texts of an embeddings request's ``input`` (token arrays read as their numbers)."""
+    if "input" not in data:
+        problems.add("input: required")
+        return []
+    value = data["input"]
+    if isinstance(value, str):
+        if not value:
+            problems.add("input: must not be an empty string")
+        return [value]
+    if not isinstance(value, list) or not value:
+        problems.add("input: expected a string or a non-empty list of strings or token arrays")
+        return []
+    if len(value) > MAX_EMBEDDING_INPUTS:
+        problems.add(f"input: at most {MAX_EMBEDDING_INPUTS} inputs are allowed, got {len(value)}")
+    if all(is_int(item) for item in value):  # one token array
+        return [" ".join(str(item) for item in value)]
+    texts: list[str] = []
+    for index, item in enumerate(value):
+        if isinstance(item, str):
+            if not item:
+                problems.add(f"input[{index}]: must not be an empty string")
+            texts.append(item)
+        elif isinstance(item, list) and item and all(is_int(token) for token in item):
+            texts.append(" ".join(str(token) for token in item))
+        else:
+            problems.add(f"input[{index}]: expected a non-empty string or token array")
+    return texts
+
+
+def _unit(vector: list[float]) -> list[float]:
+    import math
+
+    norm = math.sqrt(math.fsum(x * x for x in vector))
+    return [x / norm for x in vector] if norm else vector
+
+
+def _base64_floats(vector: list[float]) -> str:
+    """``vector`` as base64 of little-endian float32 values (OpenAI's ``base64`` format)."""
+    import base64
+    import struct
+
+    return base64.b64encode(struct.pack(f"<{len(vector)}f", *vector)).decode("ascii")

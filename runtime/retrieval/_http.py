@@ -15,6 +15,11 @@
   ``AuthenticationError``, ``BadResponseError``, ``CircuitOpenError``), with
   ``provider`` naming the service.
 
+A service that speaks an LM provider's dialect (OpenAI-compatible ``/v1/embeddings``)
+passes that provider's :class:`~sigforge.runtime.providers.Provider` as
+``wire_format``: its error answers are then read exactly as :class:`LM` reads them (the
+provider's error messages, ``ContextLengthError``, its rate-limit headers).
+
 ``httpx`` and ``tenacity`` are imported on the first request.
 """
 
@@ -23,7 +28,7 @@ from __future__ import annotations
 import random
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from .._version import __version__
@@ -46,6 +51,7 @@ if TYPE_CHECKING:
     import httpx
     from tenacity import RetryCallState
 
+    from ..providers import Provider
     from ..resilience import CircuitBreaker
 
 __all__ = ["JSONService"]
@@ -59,6 +65,8 @@ class JSONService:
     ``timeout`` is a number (connect and read limit) or a :class:`Timeout`;
     ``max_retries`` further attempts after a retryable failure; ``circuit_breaker``:
     ``True`` for the process-wide breaker of ``base_url``, a breaker, or ``False``.
+    ``wire_format``: the LM provider whose error answers the service gives (see the
+    module docstring); ``None`` reads common error bodies.
     """
 
     def __init__(
@@ -73,6 +81,7 @@ class JSONService:
         retry_after_max: float = 60.0,
         circuit_breaker: bool | CircuitBreaker = True,
         headers: Mapping[str, str] | None = None,
+        wire_format: Provider | None = None,
     ) -> None:
         from ..resilience import breaker_for
 
@@ -95,6 +104,7 @@ class JSONService:
             circuit_breaker = breaker_for(f"{service}:{self.base_url}")
         self.circuit_breaker: CircuitBreaker | None = circuit_breaker or None
         self.headers = {"User-Agent": f"sigforge/{__version__}", **(headers or {})}
+        self.wire_format = wire_format
         self._client: httpx.Client | None = None
         self._async_clients: dict[asyncio.AbstractEventLoop, httpx.AsyncClient] = {}
         self._lock = threading.Lock()
@@ -108,8 +118,14 @@ class JSONService:
         *,
         params: Mapping[str, Any] | None = None,
         json: Any = None,
+        read: Callable[[Any], Any] | None = None,
     ) -> Any:
-        """Send one request (retried as the class says); the decoded JSON answer."""
+        """Send one request (retried as the class says); the decoded JSON answer.
+
+        ``read`` turns the decoded answer into the result inside each attempt: a
+        ``ValueError`` it raises makes the answer malformed (``BadResponseError``,
+        retried like a body that is not JSON).
+        """
         import httpx
 
         url = self._url(path)
@@ -125,7 +141,7 @@ class JSONService:
                     )
                 except httpx.TransportError as exc:
                     raise self._transport_error(exc, url, number, deadline) from exc
-                data = self._decode(response, url, number)
+                data = self._decode(response, url, number, read)
             except BaseException as exc:
                 self._report(exc)
                 raise
@@ -144,6 +160,7 @@ class JSONService:
         *,
         params: Mapping[str, Any] | None = None,
         json: Any = None,
+        read: Callable[[Any], Any] | None = None,
     ) -> Any:
         """Async :meth:`request`."""
         import asyncio
@@ -170,7 +187,7 @@ class JSONService:
                     raise self._total_timeout(url, number) from None
                 except httpx.TransportError as exc:
                     raise self._transport_error(exc, url, number, deadline) from exc
-                data = self._decode(response, url, number)
+                data = self._decode(response, url, number, read)
             except BaseException as exc:
                 self._report(exc)
                 raise
@@ -327,20 +344,34 @@ class JSONService:
 
     # -- answers and errors -----------------------------------------------------------------
 
-    def _decode(self, response: httpx.Response, url: str, attempt: int) -> Any:
+    def _decode(
+        self,
+        response: httpx.Response,
+        url: str,
+        attempt: int,
+        read: Callable[[Any], Any] | None = None,
+    ) -> Any:
         status = response.status_code
         if not 200 <= status < 300:
             raise self._http_error(response, url, attempt)
         try:
-            return response.json()
+            data = response.json()
         except ValueError:
-            raise BadResponseError(
-                f"{self.service}: HTTP {status} from {url} is not JSON{_tries(attempt)}",
-                status=status,
-                attempts=attempt,
-                body=response.text[:_MAX_ERROR_BODY],
-                provider=self.service,
-            ) from None
+            problem = "is not JSON"
+        else:
+            if read is None:
+                return data
+            try:
+                return read(data)
+            except ValueError as exc:
+                problem = f"is not a valid answer: {exc}"
+        raise BadResponseError(
+            self._redact(f"{self.service}: HTTP {status} from {url} {problem}{_tries(attempt)}"),
+            status=status,
+            attempts=attempt,
+            body=self._redact(response.text[:_MAX_ERROR_BODY]),
+            provider=self.service,
+        )
 
     def _http_error(self, response: httpx.Response, url: str, attempt: int) -> LMError:
         from ..providers.base import seconds_value
@@ -350,12 +381,18 @@ class JSONService:
             data: Any = response.json()
         except ValueError:
             data = None
-        detail = _error_message(data) or response.text.strip()[:500]
+        wire_format = self.wire_format
+        if wire_format is not None:
+            detail = wire_format.error_message(data) or response.text.strip()[:500]
+        else:
+            detail = _error_message(data) or response.text.strip()[:500]
         message = f"{self.service}: HTTP {status} from {url}{_tries(attempt)}"
         if detail:
             message += f": {detail}"
         cls: type[LMError]
-        if status == 429:
+        if wire_format is not None:
+            cls = wire_format.error_class(status, data, detail)
+        elif status == 429:
             cls = RateLimitError
         elif status >= 500:
             cls = ServerError
@@ -365,12 +402,15 @@ class JSONService:
             cls = BadRequestError
         retry_after = None
         if status == 429 or status >= 500:
-            retry_after = seconds_value(response.headers.get("retry-after"))
+            if wire_format is not None:
+                retry_after = wire_format.retry_after(response.headers, data)
+            else:
+                retry_after = seconds_value(response.headers.get("retry-after"))
         return cls(
-            message,
+            self._redact(message),
             status=status,
             attempts=attempt,
-            body=response.text[:_MAX_ERROR_BODY],
+            body=self._redact(response.text[:_MAX_ERROR_BODY]),
             retry_after=retry_after,
             provider=self.service,
         )
@@ -405,6 +445,28 @@ class JSONService:
             attempts=attempt,
             provider=self.service,
         )
+
+    def _redact(self, text: str) -> str:
+        """``text`` with the credentials this client sends blotted out (a server may echo
+        them): the ``Authorization`` value after its scheme, and the whole value of any
+        header whose name mentions a key, token or secret."""
+        for secret in self._secrets:
+            if secret in text:
+                text = text.replace(secret, "<redacted>")
+        return text
+
+    @property
+    def _secrets(self) -> list[str]:
+        found = []
+        for name, value in self.headers.items():
+            lowered = name.lower()
+            if lowered in ("authorization", "proxy-authorization"):
+                value = value.partition(" ")[2] or value
+            elif not any(word in lowered for word in ("key", "token", "secret", "auth")):
+                continue
+            if len(value) >= 4:
+                found.append(value)
+        return found
 
     def _total_timeout(self, url: str, attempt: int) -> LMTimeoutError:
         return LMTimeoutError(
