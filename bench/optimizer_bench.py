@@ -399,10 +399,10 @@ for line in sys.stdin:
             programs[command["optimizer"]] = compiled
             compiled.save(command["save"])
             state = compiled.dump_state()
-            best = getattr(compiled, "score", None)
+            best = getattr(compiled, "score", None)  # MIPROv2's, in percent
             reply = {
                 "ok": True, "wall_s": wall, "cpu_s": cpu,
-                "best_search_score": None if best is None else float(best),
+                "best_search_score": None if best is None else float(best) / 100,
             }
         elif command["cmd"] == "evaluate":
             evaluate = dspy.Evaluate(
