@@ -678,3 +678,7 @@ from .cli_programs import evaluate, optimize  # noqa: E402
 
 main.add_command(evaluate)
 main.add_command(optimize)
+
+from .cli_index import index_command  # noqa: E402
+
+main.add_command(index_command)
