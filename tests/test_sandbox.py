@@ -72,7 +72,10 @@ def children() -> set[int]:
     """Live child processes of this test process."""
     found: set[int] = set()
     for task in Path(f"/proc/{os.getpid()}/task").iterdir():
-        text = (task / "children").read_text()
+        try:
+            text = (task / "children").read_text()
+        except (FileNotFoundError, ProcessLookupError):
+            continue  # the thread ended between the listing and the read
         found |= {int(pid) for pid in text.split()}
     return found
 
