@@ -50,7 +50,7 @@ def _predictor_class(module: str, name: str, out: Path) -> Any:
     if not (isinstance(cls, type) and issubclass(cls, Predict)):
         raise FreezeError(
             f"{module}:{name} is not a predictor class; freeze the predictors a module kind runs "
-            f"(e.g. its `...Step` or `...Extract` classes) one by one"
+            f"(e.g. its `...StepPredictor` and `...ExtractPredictor` classes) one by one"
         )
     return cls
 

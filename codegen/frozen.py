@@ -22,7 +22,7 @@ The file (written by ``sigforge freeze``; edit it only to remove entries)::
     }
 
 Keys of ``predictors`` are generated predictor class names of the module (also the
-inner predictors of module kinds, e.g. ``AgentStep``). ``fields`` are the fields the
+inner predictors of module kinds, e.g. ``AgentStepPredictor``). ``fields`` are the fields the
 state was optimized for: when the signature changes (a field renamed, removed or
 retyped), generation fails with ``E503`` until the program is optimized and frozen
 again or the entry is removed (``sigforge freeze --remove``).
