@@ -84,7 +84,12 @@ _SENTENCE_END = re.compile(r"(?<=[.!?…])[\"')\]]*\s+")
 
 
 class IndexInputError(click.ClickException):
-    """A document, option or store the command cannot use (printed as one line, exit 1)."""
+    """A document, option or store the command cannot use (printed without a traceback,
+    exit 1). ``problems`` lists each problem when there are several."""
+
+    def __init__(self, message: str, problems: Sequence[str] = ()) -> None:
+        super().__init__(message)
+        self.problems = list(problems) or [message]
 
 
 # ------------------------------------------------------------------ chunks
@@ -367,7 +372,7 @@ def _jsonl_chunks(text: str, relative: str) -> list[Chunk]:
         metadata.setdefault("chunk", number)
         chunks.append(_chunk(given_id or f"{relative}#{number}", passage, metadata))
     if problems:
-        raise IndexInputError(_problems(problems))
+        raise IndexInputError(_problems(problems), problems)
     return chunks
 
 
@@ -562,11 +567,17 @@ def _update(
             "which files it indexed, to delete their chunks when they go)"
         )
     files: dict[str, list[Chunk]] = {}
+    problems: list[str] = []
     for path in find_files(docs_dir, globs):
         relative = path.relative_to(docs_dir).as_posix()
-        files[relative] = read_chunks(
-            path, relative, chunk_size=chunk_size, chunk_overlap=chunk_overlap
-        )
+        try:
+            files[relative] = read_chunks(
+                path, relative, chunk_size=chunk_size, chunk_overlap=chunk_overlap
+            )
+        except IndexInputError as exc:  # report every file's problems at once
+            problems.extend(exc.problems)
+    if problems:
+        raise IndexInputError(_problems(problems), problems)
     chunks = [chunk for found in files.values() for chunk in found]
     _check_unique(files)
     previous = _read_manifest(manifest) or {}
@@ -610,7 +621,7 @@ def _check_unique(files: dict[str, list[Chunk]]) -> None:
             else:
                 owner[chunk.id] = name
     if problems:
-        raise IndexInputError(_problems(problems))
+        raise IndexInputError(_problems(problems), problems)
 
 
 def _stored_hashes(store: VectorStore, ids: list[str]) -> dict[str, object]:

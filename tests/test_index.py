@@ -205,10 +205,14 @@ def test_bad_jsonl_is_an_error_naming_every_line(
         '{"text": "y", "content_hash": "h"}\n{"text": "z", "id": 5}\n',
         encoding="utf-8",
     )
+    (docs / "more.jsonl").write_text("[1, 2]\n", encoding="utf-8")
+    (docs / "latin1.txt").write_bytes("caf\xe9".encode("latin-1"))
     done = run(docs, tmp_path / "store.db", server, tmp=tmp_path)
     assert done.returncode == 1 and "Traceback" not in done.stderr
     for problem in (
-        "5 problem(s) in the input",
+        "7 problem(s) in the input",
+        "latin1.txt: not UTF-8 text",
+        "more.jsonl:1: expected a JSON object",
         "broken.jsonl:2: 'text' must be a non-empty string",
         "broken.jsonl:3: not JSON",
         "broken.jsonl:4: 'tags' is list; metadata values must be strings, numbers or booleans",
