@@ -21,6 +21,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from _drivers import SIMPLE, chat_reply, demos, json_reply
 from _stats import summary
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -31,29 +32,24 @@ from sigforge.runtime import configure  # noqa: E402
 from sigforge.runtime.history import set_history_limit  # noqa: E402
 from sigforge.testing import ScriptedLM  # noqa: E402
 
-CHAT = "[[ ## answer ## ]]\nFrank Herbert\n\n[[ ## confidence ## ]]\n0.9\n\n[[ ## completed ## ]]"
-COT = "[[ ## reasoning ## ]]\nThe passage names him.\n\n" + CHAT
-JSON_REPLY = '{"answer": "Frank Herbert", "confidence": 0.9}'
-
-DEMOS: list[dict[str, Any]] = [
-    {"context": ["Berlin is the capital of Germany."], "question": "Capital of Germany?",
-     "answer": "Berlin", "confidence": 0.95},
-    {"context": ["Rome is the capital of Italy."], "question": "Capital of Italy?",
-     "answer": "Rome", "confidence": 0.9},
-    {"context": ["Madrid is the capital of Spain."], "question": "Capital of Spain?",
-     "answer": "Madrid", "confidence": 0.92},
-]
-COT_DEMOS = [{**d, "reasoning": "The passage says so."} for d in DEMOS]
+# the same replies and demos as DSPy gets in bench/run.py (bench/_drivers.py)
+CHAT = chat_reply(SIMPLE)
+COT = chat_reply(SIMPLE, reasoning=True)
+JSON_REPLY = json_reply(SIMPLE)
+DEMOS = demos(SIMPLE, 3, reasoning=False)
+COT_DEMOS = demos(SIMPLE, 3, reasoning=True)
 
 
-def case(make: Callable[[], Any], reply: str) -> Callable[[], None]:
+def case(
+    make: Callable[[], Any], reply: str, inputs: dict[str, Any] = SIMPLE["inputs"]
+) -> Callable[[], Any]:
+    """One call of a fresh predictor from ``make``, answered by an instant ScriptedLM."""
     predictor = make()
     lm = ScriptedLM(lambda _request: reply, cache=False)
     predictor.lm = lm
-    context = ["Dune is a 1965 novel by Frank Herbert."]
 
-    def call() -> None:
-        predictor(question="Who wrote Dune?", context=context)
+    def call() -> Any:
+        return predictor(**inputs)
 
     return call
 

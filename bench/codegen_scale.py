@@ -38,15 +38,15 @@ Targets (checked at N=1000): full build no slower than BAML's in the same run an
 fresh process under 0.5 s.
 
 BAML runs from its own virtual environment outside the repository (default
-`~/.cache/sigforge-bench/venvs/baml`), created on first use with `pip install baml-py
-pydantic` (the generated client imports pydantic);
-the version installed is recorded (and pinned in the venv folder for later runs). Once it
-exists the benchmark needs no network. When it cannot be installed, BAML is skipped with a
-message, as with `--no-baml`.
+`~/.cache/sigforge-bench/venvs/baml`), created on first use by bench/_venv.py with `pip install
+baml-py pydantic` (the generated client imports pydantic); the version installed is recorded
+(and pinned in the venv folder for later runs). Once it exists the benchmark needs no
+network. When it cannot be installed, BAML is skipped with a message, as with `--no-baml`.
 
     python bench/codegen_scale.py [--sizes 10,100,1000] [--rounds 5] [--timeout 300]
                                   [--no-baml] [--with-classes] [--keep] [--workdir DIR]
                                   [--sigforge-venv DIR] [--baml-venv DIR] [--baml-version X.Y.Z]
+                                  [--out FILE]
 
 `--sigforge-venv` measures the sigforge installed in another venv (for instance a release or
 a fixed commit installed with pip) instead of the one running the script; generated modules
@@ -75,12 +75,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from _stats import summary
+from _stats import new_results_path, summary
+from _venv import BAML, capture, ensure_venv
 
 ROOT = Path(__file__).resolve().parents[1]
-RESULTS = ROOT / "bench" / "results"
-DEFAULT_BAML_VENV = Path.home() / ".cache" / "sigforge-bench" / "venvs" / "baml"
-PIN_FILE = "sigforge-bench-pin.txt"
+DEFAULT_BAML_VENV = BAML.default_venv
 
 PER_FILE = 10
 CASES = ("full", "noop", "touch_comment", "touch_desc")
@@ -452,54 +451,11 @@ def code_size(folder: Path, suffix: str) -> dict[str, int]:
 # --------------------------------------------------------------------------- the BAML peer
 
 
-def capture(cmd: list[str], timeout: float = 120) -> str | None:
-    try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    return proc.stdout.strip() if proc.returncode == 0 else None
-
-
-def baml_version(python: Path) -> str | None:
-    return capture([str(python), "-c",
-                    "import importlib.metadata as m; print(m.version('baml-py'))"])
-
-
 def ensure_baml(venv: Path, wanted: str | None) -> tuple[Path, str] | None:
-    """`baml-cli` from an isolated venv and the baml-py version; None (with a message) if absent.
-
-    The venv also gets pydantic, which the generated python/pydantic client imports.
-    """
-    python, cli = venv / "bin" / "python", venv / "bin" / "baml-cli"
-    pin = venv / PIN_FILE
-    if wanted is None and pin.exists():
-        wanted = pin.read_text(encoding="utf-8").strip().removeprefix("baml-py==") or None
-    installed = baml_version(python) if cli.exists() else None
-    client_deps = capture([str(python), "-c", "import pydantic, typing_extensions"]) is not None
-    if installed and client_deps and wanted in (None, installed):
-        return cli, installed
-    requirement = f"baml-py=={wanted}" if wanted else "baml-py"
-    print(f"BAML: installing {requirement} and pydantic into {venv} "
-          "(one time; needs the package index)", flush=True)
-    try:
-        if not python.exists():
-            subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True,
-                           capture_output=True, timeout=300)
-        subprocess.run([str(python), "-m", "pip", "install", "--disable-pip-version-check",
-                        "--quiet", requirement, "pydantic"], check=True, capture_output=True,
-                       text=True, timeout=900)
-    except (OSError, subprocess.SubprocessError) as exc:
-        detail = exc.stderr if isinstance(exc, subprocess.CalledProcessError) else exc
-        print(f"BAML skipped: could not install {requirement} into {venv}: "
-              f"{str(detail).strip()[-500:]}", flush=True)
-        return None
-    installed = baml_version(python)
-    if not installed or not cli.exists():
-        print(f"BAML skipped: {venv} has no working baml-cli after installing {requirement}",
-              flush=True)
-        return None
-    pin.write_text(f"baml-py=={installed}\n", encoding="utf-8")
-    return cli, installed
+    """`baml-cli` from BAML's isolated venv and the baml-py version; None (with a message)
+    if it cannot be made (see bench/_venv.py)."""
+    made = ensure_venv(BAML, venv, wanted)
+    return None if made is None else (made.script("baml-cli"), made.version)
 
 
 # --------------------------------------------------------------------------- reporting
@@ -698,6 +654,8 @@ def main() -> None:
                         "(default: the pinned one, else the latest)")
     parser.add_argument("--note", default="", help="free text stored in the results, e.g. "
                         "which commit --sigforge-venv holds")
+    parser.add_argument("--out", type=Path, help="results file (default "
+                        "bench/results/codegen-<date>.json)")
     args = parser.parse_args()
     if args.sigforge_venv:
         args.sigforge_venv = args.sigforge_venv.expanduser().resolve()
@@ -755,16 +713,12 @@ def main() -> None:
         "note": args.note,
         "sizes": results,
     }
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    path = RESULTS / f"codegen-{datetime.date.today().isoformat()}.json"
-    run = 2
-    while path.exists():  # never overwrite an earlier run of the same day
-        path = RESULTS / f"codegen-{datetime.date.today().isoformat()}-{run}.json"
-        run += 1
+    path = args.out or new_results_path("codegen-")
+    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(report, indent=1) + "\n", encoding="utf-8")
     tmp.replace(path)
-    print(f"\nresults: {path.relative_to(ROOT)}")
+    print(f"\nresults: {path.relative_to(ROOT) if path.is_relative_to(ROOT) else path}")
 
 
 if __name__ == "__main__":

@@ -48,8 +48,8 @@ Targets (optimizers issue): no more LM calls than DSPy for the same settings, an
 wall time; each is marked met or missed, per optimizer.
 
 DSPy runs from its own virtual environment outside the repository (default
-``~/.cache/sigforge-bench/venvs/dspy``), created on first use with ``pip install
-'dspy>=3.4,<3.5' optuna`` (MIPROv2 needs optuna) and pinned in the venv folder; once it
+``~/.cache/sigforge-bench/venvs/dspy``), created on first use by bench/_venv.py with ``pip
+install 'dspy>=3.4,<3.5' optuna`` (MIPROv2 needs optuna) and pinned in the venv folder; once it
 exists the bench needs no network. When it cannot be installed, DSPy is skipped with a
 message, as with ``--no-dspy``.
 
@@ -70,7 +70,6 @@ import contextlib
 import datetime
 import hashlib
 import json
-import multiprocessing
 import os
 import platform
 import select
@@ -82,19 +81,17 @@ import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import IO, Any
 
-from _stats import summary
-from codegen_scale import capture, cpu_model, git_state
+from _server import ServerProcess, between
+from _stats import new_results_path, summary
+from _venv import DSPY, ensure_venv
+from codegen_scale import cpu_model, git_state
 
 ROOT = Path(__file__).resolve().parents[1]
-RESULTS = ROOT / "bench" / "results"
 
-DEFAULT_DSPY_VENV = Path.home() / ".cache" / "sigforge-bench" / "venvs" / "dspy"
-DSPY_REQUIREMENT = "dspy>=3.4,<3.5"
-PIN_FILE = "sigforge-bench-pin.txt"
+DEFAULT_DSPY_VENV = DSPY.default_venv
 
 MODEL = "openai/gpt-4o-mini"
 API_KEY = "sk-bench"
@@ -138,81 +135,21 @@ QUICK = Sizes(train=24, val=20, dev=40, rounds=3)
 # --------------------------------------------------------------------------- the server
 
 
-def serve(conn: Connection, lifetime: float) -> None:
-    """Serve the operator world until told to stop; answer every message with a snapshot
-    of the counts (requests, CPU, violations, responder errors, the world's roles)."""
-    from sigforge.testing import OpenAICompatServer
+def operator_world() -> tuple[Any, Any]:
+    """The server's responder (an OperatorWorld) and its per-role call counts."""
     from sigforge.testing.tasks import OperatorWorld
 
     world = OperatorWorld()
-    with OpenAICompatServer(world.responder, max_lifetime=lifetime, api_key=API_KEY) as server:
-
-        def snapshot() -> dict[str, Any]:
-            stats = server.stats()
-            return {
-                "requests": stats.requests,
-                "cpu_seconds": stats.cpu_seconds,
-                "violations": stats.violations,
-                "errors": len(server.errors),
-                "calls": dict(world.calls),
-                "running": server.running,
-            }
-
-        conn.send(server.base_url)
-        while server.running:
-            if not conn.poll(0.5):
-                continue
-            try:
-                message = conn.recv()
-            except EOFError:  # the bench is gone
-                return
-            conn.send(snapshot())
-            if message == "stop":
-                return
-
-
-class ServerProcess:
-    """The server's process and the pipe to ask it for counts."""
-
-    def __init__(self, lifetime: float) -> None:
-        context = multiprocessing.get_context("fork")
-        self._conn, child = context.Pipe()
-        self._process = context.Process(target=serve, args=(child, lifetime), daemon=True)
-        self._process.start()
-        if not self._conn.poll(30):
-            raise RuntimeError("the loopback server did not start within 30 s")
-        self.base_url: str = self._conn.recv()
-
-    def snapshot(self) -> dict[str, Any]:
-        self._conn.send("snapshot")
-        if not self._conn.poll(30):
-            raise RuntimeError("the loopback server stopped answering (its lifetime is over?)")
-        answer: dict[str, Any] = self._conn.recv()
-        return answer
-
-    def stop(self) -> dict[str, Any] | None:
-        final = None
-        with contextlib.suppress(OSError, EOFError, BrokenPipeError):
-            self._conn.send("stop")
-            if self._conn.poll(10):
-                final = self._conn.recv()
-        self._process.join(timeout=10)
-        if self._process.is_alive():
-            self._process.terminate()
-            self._process.join(timeout=5)
-        return final
+    return world.responder, lambda: {"calls": dict(world.calls)}
 
 
 def delta(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
-    """What the server did between two snapshots."""
-    requests = after["requests"] - before["requests"]
-    cpu = after["cpu_seconds"] - before["cpu_seconds"]
+    """What the server did between two snapshots, with the world's roles."""
+    done = between(before, after)
     return {
-        "lm_calls": requests,
+        "lm_calls": done.pop("requests"),
         "roles": {role: after["calls"][role] - before["calls"][role] for role in after["calls"]},
-        "server_cpu_us_per_request": cpu / requests * 1e6 if requests else 0.0,
-        "violations": after["violations"] - before["violations"],
-        "responder_errors": after["errors"] - before["errors"],
+        **done,
     }
 
 
@@ -525,40 +462,11 @@ class DspySide:
         self._log.close()
 
 
-def dspy_version(python: Path) -> str | None:
-    return capture([str(python), "-c", "import importlib.metadata as m; print(m.version('dspy'))"])
-
-
 def ensure_dspy(venv: Path) -> tuple[Path, str] | None:
     """The DSPy venv's interpreter and DSPy's version; the venv is made on first use (DSPy
-    3.4.x and optuna). None, with a message, when it cannot be installed."""
-    python = venv / "bin" / "python"
-    pin = venv / PIN_FILE
-    requirement = pin.read_text(encoding="utf-8").strip() if pin.exists() else DSPY_REQUIREMENT
-    installed = dspy_version(python) if python.exists() else None
-    has_optuna = python.exists() and capture([str(python), "-c", "import optuna"]) is not None
-    if installed and installed.startswith("3.4.") and has_optuna:
-        return python, installed
-    print(f"DSPy: installing {requirement} and optuna into {venv} "
-          "(one time; needs the package index)", flush=True)
-    try:
-        if not python.exists():
-            subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True,
-                           capture_output=True, timeout=300)
-        subprocess.run([str(python), "-m", "pip", "install", "--disable-pip-version-check",
-                        "--quiet", requirement, "optuna"], check=True, capture_output=True,
-                       text=True, timeout=900)
-    except (OSError, subprocess.SubprocessError) as exc:
-        detail = exc.stderr if isinstance(exc, subprocess.CalledProcessError) else exc
-        print(f"DSPy skipped: could not install {requirement} into {venv}: "
-              f"{str(detail).strip()[-500:]}", flush=True)
-        return None
-    installed = dspy_version(python)
-    if not installed:
-        print(f"DSPy skipped: {venv} has no importable dspy after installing it", flush=True)
-        return None
-    pin.write_text(f"dspy=={installed}\n", encoding="utf-8")
-    return python, installed
+    3.4.x and optuna, see bench/_venv.py). None, with a message, when it cannot be."""
+    made = ensure_venv(DSPY, venv)
+    return None if made is None else (made.python, made.version)
 
 
 # --------------------------------------------------------------------------- the run
@@ -744,18 +652,6 @@ def details(results: dict[str, Any]) -> list[str]:
     return lines
 
 
-def results_path(out: Path | None) -> Path:
-    if out is not None:
-        return out
-    today = datetime.date.today().isoformat()
-    path = RESULTS / f"optimizers-{today}.json"
-    run = 2
-    while path.exists():  # never overwrite an earlier run of the same day
-        path = RESULTS / f"optimizers-{today}-{run}.json"
-        run += 1
-    return path
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--quick", action="store_true",
@@ -794,7 +690,7 @@ def main() -> None:
     load_before = os.getloadavg()
     started = time.perf_counter()
     repo_git = git_state()
-    server = ServerProcess(args.server_lifetime)
+    server = ServerProcess(operator_world, args.server_lifetime, api_key=API_KEY)
     folder = Path(tempfile.mkdtemp(prefix="sigforge-optimizer-bench-"))
     data = datasets(sizes)
     ours = SigforgeSide(server.base_url, data)
@@ -856,7 +752,7 @@ def main() -> None:
         "optimizers": results,
         "table": table(results),
     }
-    path = results_path(args.out)
+    path = args.out or new_results_path("optimizers-")
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(report, indent=1) + "\n", encoding="utf-8")

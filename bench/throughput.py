@@ -31,33 +31,37 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import datetime
 import json
-import multiprocessing
 import statistics
 import sys
 import time
 from collections.abc import Callable
-from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from _drivers import SIMPLE, chat_reply  # noqa: E402
+from _server import ServerProcess  # noqa: E402
+from _stats import new_results_path  # noqa: E402
+
 from generated.qa import AnswerQuestionInputs, QuickAnswer  # noqa: E402
 from sigforge.runtime import LM, configure  # noqa: E402
 from sigforge.runtime.history import set_history_limit  # noqa: E402
 
-REPLY = "[[ ## answer ## ]]\nFrank Herbert\n\n[[ ## confidence ## ]]\n0.9\n\n[[ ## completed ## ]]"
+REPLY = chat_reply(SIMPLE)
+#: the model every client asks for (the name bench/run.py gives DSPy and BAML too)
+MODEL = "openai/gpt-4o-mini"
 INPUTS = AnswerQuestionInputs(
     context=["Dune is a 1965 novel by Frank Herbert."], question="Who wrote Dune?"
 )
 
 
-def serve(conn: Connection) -> None:
-    """Run the loopback server until told to stop; report its CPU per request."""
-    from sigforge.testing import OpenAICompatServer, RecordedRequest, Reply
+def stream_or_chat() -> tuple[Any, Any]:
+    """The server's responder: the streaming workload's model gets its reply in pieces
+    20 ms apart, every other request the whole reply at once."""
+    from sigforge.testing import RecordedRequest, Reply
 
     def answer(request: RecordedRequest) -> Reply:
         if request.model == "bench-stream":  # the streaming workload: pieces 20 ms apart
@@ -65,11 +69,7 @@ def serve(conn: Connection) -> None:
             return Reply(content=REPLY, chunk_size=size, chunk_delay=STREAM_GAP)
         return Reply(content=REPLY)
 
-    with OpenAICompatServer(answer, max_lifetime=3600) as server:
-        conn.send(server.base_url)
-        conn.recv()  # "stop"
-        cpu = getattr(server, "cpu_seconds", None)
-        conn.send({"requests": len(server.requests), "cpu_seconds": cpu})
+    return answer, dict
 
 
 # -- the clients -------------------------------------------------------------------------
@@ -77,7 +77,7 @@ def serve(conn: Connection) -> None:
 
 def raw_body() -> dict[str, Any]:
     messages = QuickAnswer().format(INPUTS, adapter="chat")
-    return {"model": "bench", "messages": messages}
+    return {"model": MODEL.split("/", 1)[1], "messages": messages}
 
 
 def raw_sequential(base_url: str, n: int) -> None:
@@ -147,7 +147,7 @@ def raw_aiohttp(base_url: str, n: int, in_flight: int) -> None:
 
 
 def sigforge_lm(base_url: str) -> LM:
-    return LM("openai/bench", base_url=base_url, api_key="", cache=False, max_retries=0)
+    return LM(MODEL, base_url=base_url, api_key="", cache=False, max_retries=0)
 
 
 def check(results: list[Any]) -> None:
@@ -282,10 +282,8 @@ def main() -> None:
 
     configure(cache=False)
     set_history_limit(200)
-    parent, child = multiprocessing.Pipe()
-    server = multiprocessing.Process(target=serve, args=(child,), daemon=True)
-    server.start()
-    base_url = parent.recv()
+    server = ServerProcess(stream_or_chat, lifetime=3600)
+    base_url = server.base_url
     results: dict[str, Any] = {}
     try:
         for name in args.workloads.split(","):
@@ -335,14 +333,12 @@ def main() -> None:
                 )
             print(line, flush=True)
     finally:
-        parent.send("stop")
-        stats = parent.recv()
-        server.join(timeout=10)
+        stats = server.stop() or {}
     if stats.get("cpu_seconds") is not None and stats["requests"]:
         per_request = stats["cpu_seconds"] / stats["requests"] * 1e6
         results["server_cpu_us_per_request"] = per_request
         print(f"server CPU per request: {per_request:.0f} us ({stats['requests']} requests)")
-    out = args.out or ROOT / "bench" / "results" / f"throughput-{datetime.date.today()}.json"
+    out = args.out or new_results_path("throughput-")
     out.write_text(json.dumps({"rounds": args.rounds, "requests": args.requests, **results}, indent=2) + "\n")
     print(f"wrote {out}")
 
