@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from test_retrieval_chroma import Server, chroma  # noqa: F401 (the Chroma server fixture)
 
 from sigforge.codegen.cli_index import chunk_text
 from sigforge.runtime.embeddings import OpenAIEmbedder
@@ -289,6 +290,38 @@ def test_the_local_model_indexes_a_folder(docs: Path, tmp_path: Path) -> None:
         "deep/notes.txt#0"
     ]
     assert store.retrieve("How many boats are in the port?", k=1).ids == ["guide.md#1"]
+    store.close()
+
+
+def test_a_chroma_collection_is_built_and_updated_the_same_way(
+    docs: Path, tmp_path: Path, server: OpenAICompatServer, chroma: Server  # noqa: F811
+) -> None:
+    url = f"chroma://127.0.0.1:{chroma.port}/index-{tmp_path.name[-20:].replace('_', '-')}"
+    manifest = tmp_path / "chroma.index.json"
+    env = {**os.environ, "SIGFORGE_CACHE_DIR": str(tmp_path / "cache")}
+
+    def index() -> dict[str, Any]:
+        return summary(subprocess.run(
+            [sys.executable, "-m", "sigforge.codegen", "index", str(docs), "--store", url,
+             "--embedder", "openai/emb", "--base-url", server.base_url, "--dimensions", "64",
+             "--manifest", str(manifest), "--format", "json"],
+            env=env, capture_output=True, text=True, timeout=300, check=False,
+        ))
+
+    assert index()["added"] == 6
+    assert index()["unchanged"] == 6
+    (docs / "facts.jsonl").unlink()
+    result = index()
+    assert (result["deleted"], result["unchanged"], result["removed_files"]) == (2, 4, 1)
+    from sigforge.runtime.retrieval import ChromaRetriever
+
+    collection = url.rsplit("/", 1)[1]
+    store = ChromaRetriever(
+        collection, OpenAIEmbedder("openai/emb", base_url=server.base_url, dimensions=64),
+        url=chroma.url, create=False,
+    )
+    assert store.count() == 4
+    assert store.get(["guide.md#2"])[0].metadata["heading"] == "Tides"
     store.close()
 
 
