@@ -72,18 +72,17 @@ import hashlib
 import json
 import os
 import platform
-import select
 import shlex
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
+from _drivers import DriverError, DriverProcess
 from _server import ServerProcess, between
 from _stats import new_results_path, summary
 from _venv import DSPY, ensure_venv
@@ -390,36 +389,18 @@ class DspySide:
         (folder / "config.json").write_text(json.dumps(config, indent=1), encoding="utf-8")
         (folder / "dspy_driver.py").write_text(DRIVER.lstrip(), encoding="utf-8")
         self.log_path = folder / "dspy.log"
-        self._log: IO[str] = self.log_path.open("w", encoding="utf-8")
         env = {**os.environ, "LITELLM_LOCAL_MODEL_COST_MAP": "True", "PYTHONUNBUFFERED": "1"}
         env.pop("PYTHONPATH", None)
-        self._process = subprocess.Popen(
+        self._driver = DriverProcess(
             [str(python), str(folder / "dspy_driver.py"), str(folder / "config.json")],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=self._log,
-            text=True,
-            env=env,
-            cwd=folder,
+            log=self.log_path, timeout=timeout, cwd=folder, env=env, ready=False,
         )
 
     def _ask(self, command: dict[str, Any]) -> dict[str, Any]:
-        assert self._process.stdin is not None and self._process.stdout is not None
-        self._process.stdin.write(json.dumps(command) + "\n")
-        self._process.stdin.flush()
-        # one command, one answer line: nothing is left in the reader's buffer between
-        # commands, so waiting on the pipe itself is exact
-        ready, _, _ = select.select([self._process.stdout], [], [], self.timeout)
-        if not ready:
-            self._process.kill()
-            raise RuntimeError(f"DSPy took longer than {self.timeout:g} s on {command}")
-        line = self._process.stdout.readline()
-        if not line:
-            raise RuntimeError(f"the DSPy driver exited; its log ends with:\n{self.log_tail()}")
-        reply: dict[str, Any] = json.loads(line)
-        if not reply.get("ok"):
-            raise RuntimeError(f"DSPy failed on {command}: {reply.get('error')}")
-        return reply
+        try:
+            return self._driver.ask(command)
+        except DriverError as exc:
+            raise RuntimeError(f"DSPy: {exc}") from exc
 
     def saved(self, name: str) -> Path:
         return self.folder / f"dspy-{name}.json"
@@ -446,20 +427,10 @@ class DspySide:
         return float(self._ask({"cmd": "evaluate", "program": program})["score"])
 
     def log_tail(self, lines: int = 30) -> str:
-        self._log.flush()
-        return "\n".join(self.log_path.read_text(encoding="utf-8").splitlines()[-lines:])
+        return self._driver.log_tail(lines)
 
     def close(self) -> None:
-        with contextlib.suppress(OSError, ValueError):
-            assert self._process.stdin is not None
-            self._process.stdin.write(json.dumps({"cmd": "quit"}) + "\n")
-            self._process.stdin.close()
-        try:
-            self._process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self._process.kill()
-            self._process.wait()
-        self._log.close()
+        self._driver.close()
 
 
 def ensure_dspy(venv: Path) -> tuple[Path, str] | None:
