@@ -1006,7 +1006,8 @@ def render(report: dict[str, Any], md_path: Path, chart: Path | None) -> str:
     for key in sorted(results, key=int):
         number = int(key)
         result = results[key]
-        lines += [f"## {number}. {WORKLOAD_NAMES[number].capitalize()}", "",
+        name = WORKLOAD_NAMES[number]
+        lines += [f"## {number}. {name[0].upper()}{name[1:]}", "",
                   DESCRIPTIONS[number], ""]
         if "error" in result:
             lines += ["**This workload failed:**", "", "```", result["error"].strip()[-3000:],
