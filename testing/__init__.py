@@ -25,8 +25,9 @@ from .anthropic import ANTHROPIC_VERSIONS, AnthropicDialect, AnthropicServer, ra
 from .colbert import ColBERTv2Dialect, ColBERTv2Server
 from .faults import FAULT_KINDS, FaultInjector, Injection
 from .gemini import GeminiDialect, GeminiServer
+from .rag import RAGWorld, Relation
 from .scripted import ScriptedLM, ScriptExhaustedError, Streamed
-from .server import OpenAICompatServer, OpenAIDialect
+from .server import EmbeddingFunction, OpenAICompatServer, OpenAIDialect, hashing_embedding
 
 __all__ = [
     "ANTHROPIC_VERSIONS",
@@ -36,13 +37,16 @@ __all__ = [
     "ColBERTv2Dialect",
     "ColBERTv2Server",
     "Dialect",
+    "EmbeddingFunction",
     "FaultInjector",
     "GeminiDialect",
     "GeminiServer",
     "Injection",
     "OpenAICompatServer",
     "OpenAIDialect",
+    "RAGWorld",
     "RecordedRequest",
+    "Relation",
     "Reply",
     "Responder",
     "ScriptExhaustedError",
@@ -50,5 +54,6 @@ __all__ = [
     "ScriptedServer",
     "ServerStats",
     "Streamed",
+    "hashing_embedding",
     "rate_limit_headers",
 ]
