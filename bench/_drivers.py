@@ -316,19 +316,11 @@ class SigforgeWorker:
             throughput.sigforge_asyncio(base_url, n, concurrency)
 
     def memory(self, n: int, warmup: int, variant: str) -> dict[str, Any]:
-        from collections import deque
-
-        from generated.qa import QuickAnswer
         from sigforge.runtime.history import last
-        from sigforge.testing import ScriptedLM
 
-        reply = reply_for({"module": "predict", "format": "chat", "signature": "simple"})
-        lm = ScriptedLM(lambda _request: reply, cache=False)
-        # the test LM keeps every request it gets (for tests to inspect); bounded here like
-        # the history, so that what grows is sigforge's own
-        lm.requests = deque(maxlen=HISTORY_LIMIT)  # type: ignore[assignment]
-        predictor = QuickAnswer(lm=lm)
-        result = memory_run(lambda: predictor(**SIMPLE["inputs"]), n, warmup)
+        call = self.predictor({"module": "predict", "format": "chat", "demos": 0,
+                               "signature": "simple"})
+        result = memory_run(call, n, warmup)
         return result | {"history_entries": len(last(n))}
 
 

@@ -17,11 +17,12 @@ import gc
 import json
 import sys
 import time
+from collections import deque
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from _drivers import SIMPLE, chat_reply, demos, json_reply
+from _drivers import HISTORY_LIMIT, SIMPLE, chat_reply, demos, json_reply
 from _stats import summary
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -46,6 +47,9 @@ def case(
     """One call of a fresh predictor from ``make``, answered by an instant ScriptedLM."""
     predictor = make()
     lm = ScriptedLM(lambda _request: reply, cache=False)
+    # the test LM keeps every request it gets, for tests to inspect: bounded here like the
+    # history, so that neither the time nor the memory measured is the test LM's record
+    lm.requests = deque(maxlen=HISTORY_LIMIT)  # type: ignore[assignment]
     predictor.lm = lm
 
     def call() -> Any:
@@ -60,7 +64,7 @@ def main() -> None:
     parser.add_argument("--calls", type=int, default=2000)
     args = parser.parse_args()
     configure(cache=False)
-    set_history_limit(200)
+    set_history_limit(HISTORY_LIMIT)
     cases = {
         "predict/chat/0 demos": case(lambda: QuickAnswer(), CHAT),
         "predict/chat/3 demos": case(lambda: QuickAnswer(demos=DEMOS), CHAT),

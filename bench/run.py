@@ -733,7 +733,9 @@ DESCRIPTIONS = {
        "answers instantly in-process and caches off: sigforge's `ScriptedLM` on the "
        "generated predictors; DSPy's own LM call path with a `DummyLM` subclass returning "
        "the same fixed reply. Both tools get the same replies and demos "
-       "(bench/_drivers.py); each sample is a loop of calls in the tool's worker.",
+       "(bench/_drivers.py); each sample is a loop of calls in the tool's worker. Histories "
+       "are bounded at 200 entries, and so is `ScriptedLM`'s own record of the requests it "
+       "got (a test helper's, not the runtime's).",
     4: "Predictions per second against `sigforge.testing.OpenAICompatServer` in a process "
        "of its own (a fresh one per mode), answering at once: the chat-format reply to "
        "prompts in that format, JSON to BAML's. sigforge: `QuickAnswer` with an `LM` "
@@ -747,8 +749,7 @@ DESCRIPTIONS = {
        "`gc.collect()`) before and after the predictions, with the in-process LM of "
        "workload 3 (Predict, chat, simple signature). History bounded at 200 entries "
        "(sigforge `set_history_limit`, DSPy `max_history_size`); DSPy also keeps a global "
-       "history of up to 10,000 calls, shown with and without `disable_history`. The test "
-       "LM's own record of requests is bounded likewise on sigforge's side.",
+       "history of up to 10,000 calls, shown with and without `disable_history`.",
     6: "bench/codegen_scale.py: equivalent projects of N signatures (ten per file), each "
        "command a fresh process, sigforge and `baml-cli generate` alternating after a "
        "warm-up round.",
