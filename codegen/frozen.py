@@ -33,12 +33,14 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .ast import Span
 from .diagnostics import Diagnostic
-from .ir import InnerIR, ModuleIR, PredictorIR
 from .layout import Node, string_node, value_node
+
+if TYPE_CHECKING:
+    from .ir import InnerIR, ModuleIR, PredictorIR
 
 FROZEN_VERSION = 1
 SUFFIX = ".frozen.json"

@@ -405,14 +405,14 @@ class _KindTypes:
     and each react predictor's tool-call union (the call models and ``Finish``)."""
 
     def __init__(self, inner: TypeResolver, module: CheckedModule) -> None:
-        from sigforge.runtime.modules.react import Finish
-
         self.inner = inner
         self._unions: dict[tuple[str, str], Any] = {}
         calls: dict[tuple[str, str], type[BaseModel]] = {}
         for pred in module.predictors:
             if pred.kind != "react":
                 continue
+            from sigforge.runtime.modules.react import Finish
+
             members: list[Any] = []
             for use in pred.tools:
                 key = (use.module, use.tool.name)

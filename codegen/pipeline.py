@@ -2,6 +2,10 @@
 
 ``generate`` writes what this returns and ``check`` compares it with the disk, so the two
 can never disagree.
+
+The stages (parser, checks, lowering, templates) are imported when there is something to
+compile: a run whose generated files are all current loads neither Lark, nor Jinja, nor
+the runtime's adapters.
 """
 
 from __future__ import annotations
@@ -11,21 +15,19 @@ import keyword
 import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sigforge.runtime._version import __version__
 
-from . import ast
 from .ast import Span
-from .check import Checker, Exports
 from .diagnostics import Diagnostic
-from .extend import extend
-from .frozen import apply_frozen, frozen_path, read_frozen
-from .imports import resolve_imports
-from .ir import lower
-from .model import CheckedModule
-from .parse import parse
-from .pytypes import PythonTypes
-from .render import digest_of, render_init, render_module
+from .frozen import frozen_path
+from .render import digest_of, render_init
+
+if TYPE_CHECKING:
+    from . import ast
+    from .check import Exports
+    from .model import CheckedModule
 
 
 @dataclass
@@ -95,6 +97,50 @@ def compile_sources(src: Path, out: Path, *, incremental: bool = False) -> Compi
         f"{root_label}>{out.resolve().name}",
     )
     reused = _reusable(out, digests) if incremental else {}
+    modules = {_module_file(module): text for module, text in reused.items()}
+    if len(reused) < len(units):
+        compiled = _compile_units(units, reused, digests, out.resolve().name, result)
+        if compiled is None:
+            return result
+        modules.update(compiled)
+    else:  # every generated module is current: nothing to parse
+        result.diagnostics.sort(key=Diagnostic.sort_key)
+    if not result.ok:
+        return result
+    modules = dict(sorted(modules.items()))
+    result.files = dict(modules)
+    package = out.name
+    example = next(iter(sorted(modules)), "module.py")[:-3].replace("/", ".")
+    folders = {"."}
+    for module_path in modules:
+        parent = Path(module_path).parent
+        folders |= {p.as_posix() for p in (parent, *parent.parents)}
+    for folder in sorted(folders):
+        init = "__init__.py" if folder == "." else f"{folder}/__init__.py"
+        result.files[init] = render_init(root_label, package, example)
+    result.files["py.typed"] = ""
+    result.files = dict(sorted(result.files.items()))
+    return result
+
+
+def _compile_units(
+    units: dict[str, _Unit],
+    reused: dict[str, str],
+    digests: dict[str, str],
+    package: str,
+    result: CompileResult,
+) -> dict[str, str] | None:
+    """Parse, check, lower and render the modules not in ``reused``: their generated files
+    by output path. Diagnostics go to ``result``; None when errors stop the run before
+    rendering (the checked modules are then unknown)."""
+    from .check import Checker
+    from .extend import extend
+    from .frozen import apply_frozen, read_frozen
+    from .imports import resolve_imports
+    from .ir import lower
+    from .pytypes import PythonTypes
+    from .render import render_module
+
     _parse_needed(units, set(units) - set(reused), result)
     resolution = resolve_imports(
         {m: u.sig_file for m, u in units.items() if u.parsed}, known_modules=set(units)
@@ -126,10 +172,10 @@ def compile_sources(src: Path, out: Path, *, incremental: bool = False) -> Compi
         result.diagnostics += _unused_types(units, exports)
     result.diagnostics.sort(key=Diagnostic.sort_key)
     if not result.ok or (units and not checked and not reused):
-        return result
+        return None
     result.modules = dict(sorted(checked.items()))
     types = PythonTypes(checked.values())
-    modules = {_module_file(module): text for module, text in reused.items()}
+    modules: dict[str, str] = {}
     for module, m in sorted(checked.items()):
         if module not in reused:
             try:
@@ -142,28 +188,13 @@ def compile_sources(src: Path, out: Path, *, incremental: bool = False) -> Compi
                 entries, problems = read_frozen(frozen[1], frozen[0])
                 if not problems:
                     lowered, problems = apply_frozen(
-                        lowered, entries, frozen[0], m.source, f"{out.resolve().name}.{module}"
+                        lowered, entries, frozen[0], m.source, f"{package}.{module}"
                     )
                 if problems:
                     result.diagnostics += problems
                     continue
             modules[_module_file(module)] = render_module(lowered, digests[module])
-    if not result.ok:
-        return result
-    modules = dict(sorted(modules.items()))
-    result.files = dict(modules)
-    package = out.name
-    example = next(iter(sorted(modules)), "module.py")[:-3].replace("/", ".")
-    folders = {"."}
-    for module_path in modules:
-        parent = Path(module_path).parent
-        folders |= {p.as_posix() for p in (parent, *parent.parents)}
-    for folder in sorted(folders):
-        init = "__init__.py" if folder == "." else f"{folder}/__init__.py"
-        result.files[init] = render_init(root_label, package, example)
-    result.files["py.typed"] = ""
-    result.files = dict(sorted(result.files.items()))
-    return result
+    return modules
 
 
 def _too_deep(unit: _Unit) -> Diagnostic:
@@ -235,6 +266,8 @@ def _read_sources(src: Path, root_label: str, result: CompileResult) -> dict[str
 
 def _parse_needed(units: dict[str, _Unit], needed: set[str], result: CompileResult) -> None:
     """Parse the modules to compile and, transitively, the modules they import from."""
+    from .parse import parse
+
     pending = sorted(needed)
     while pending:
         module = pending.pop()
@@ -294,6 +327,8 @@ def _reusable(out: Path, digests: dict[str, str]) -> dict[str, str]:
 
 def _unused_types(units: dict[str, _Unit], exports: dict[str, Exports]) -> list[Diagnostic]:
     """W102 for each enum or class that no field of the project refers to."""
+    from . import ast
+
     used = set().union(*(e.used_types for e in exports.values())) if exports else set()
     found: list[Diagnostic] = []
     for module, unit in units.items():

@@ -7,9 +7,7 @@ never overwritten or deleted; generated files whose source is gone are removed.
 
 from __future__ import annotations
 
-import difflib
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -75,6 +73,8 @@ def _file_mode() -> int:
 
 
 def _atomic_write(path: Path, content: str) -> None:
+    import tempfile
+
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
@@ -112,6 +112,8 @@ def write_outputs(out: Path, files: dict[str, str]) -> WriteReport:
 
 def diff_outputs(out: Path, files: dict[str, str]) -> str:
     """A unified diff from the disk to ``files``; empty when ``out`` is up to date."""
+    import difflib
+
     chunks: list[str] = []
     for rel in sorted(set(files) | _existing_generated(out)):
         current = _read(out / rel)

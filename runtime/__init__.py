@@ -6,57 +6,47 @@ Public API only; each name lives in a module with one job:
 ``signature`` (field metadata carried by generated code), ``image`` (image inputs),
 ``tools`` (declared tools), ``errors``, ``callbacks`` (hooks around module and LM calls),
 ``pricing`` (prices and usage tracking), ``otel`` (OpenTelemetry spans), ``resilience``
-(rate limiter, circuit breakers), ``trace`` (recorded predictor calls).
-
-Imported on first use, so that a generated module's import stays cheap: ``module``
-(user pipelines, program files), ``example`` and ``metrics`` (datasets and scores),
+(rate limiter, circuit breakers), ``trace`` (recorded predictor calls), ``module`` (user
+pipelines, program files), ``example`` and ``metrics`` (datasets and scores),
 ``evaluate``, ``optimizers``, ``modules`` (react, program_of_thought, ... and
 ``Parallel``), ``retrieval``, ``embeddings``, ``sandbox``, ``dspy_state`` (importing
 DSPy-saved programs).
+
+Every name but the version (and its check) is imported from its module on first use
+(PEP 562), so a process loads only what it touches: a generated module imports the
+predictor base classes and their adapters, not the optimizers or retrieval; ``sigforge
+generate`` reads the version without loading the runtime at all.
 """
 
 from typing import TYPE_CHECKING, Any
 
 from ._version import __version__, check_generated_version
-from .adapters import Adapter, ChatAdapter, JSONAdapter
-from .cache import Cache, CacheError, CacheStats, CompletionCache
-from .callbacks import Callback, LMCall, ModuleCall
-from .errors import (
-    AuthenticationError,
-    BadRequestError,
-    BadResponseError,
-    CircuitOpenError,
-    ConfigurationError,
-    ContextLengthError,
-    GeneratedCodeVersionError,
-    LMConnectionError,
-    LMError,
-    LMTimeoutError,
-    OutputParseError,
-    RateLimitError,
-    ServerError,
-    SigforgeError,
-    StateError,
-    StreamInterruptedError,
-    TruncatedOutputError,
-)
-from .history import HistoryEntry, inspect_history
-from .image import Image
-from .lm import LM, BaseLM, FallbackLM, Timeout
-from .messages import Completion, LMRequest, Message, StreamEvent, StreamRestart, TextDelta, Usage
-from .otel import OTelCallback, instrument
-from .predictors import ChainOfThought, Demo, Predict
-from .pricing import ModelUsage, Price, UsageTracker, price_for, register_price, track_usage
-from .redis_cache import RedisCache
-from .resilience import BreakerState, CircuitBreaker, RateLimiter, breaker_for
-from .settings import configure, context, current_callbacks
-from .signature import AdapterPrompts, FieldSpec, Signature
-from .streaming import AsyncPredictionStream, PredictionStream
-from .tools import ToolSpec
 
 if TYPE_CHECKING:
+    from .adapters import Adapter, ChatAdapter, JSONAdapter
+    from .cache import Cache, CacheError, CacheStats, CompletionCache
+    from .callbacks import Callback, LMCall, ModuleCall
     from .dspy_state import load_dspy
     from .embeddings import Embedder, SentenceTransformerEmbedder
+    from .errors import (
+        AuthenticationError,
+        BadRequestError,
+        BadResponseError,
+        CircuitOpenError,
+        ConfigurationError,
+        ContextLengthError,
+        GeneratedCodeVersionError,
+        LMConnectionError,
+        LMError,
+        LMTimeoutError,
+        OutputParseError,
+        RateLimitError,
+        ServerError,
+        SigforgeError,
+        StateError,
+        StreamInterruptedError,
+        TruncatedOutputError,
+    )
     from .evaluate import (
         Evaluate,
         EvaluationError,
@@ -65,6 +55,18 @@ if TYPE_CHECKING:
         TooManyErrorsError,
     )
     from .example import DatasetError, Example, load_jsonl
+    from .history import HistoryEntry, inspect_history
+    from .image import Image
+    from .lm import LM, BaseLM, FallbackLM, Timeout
+    from .messages import (
+        Completion,
+        LMRequest,
+        Message,
+        StreamEvent,
+        StreamRestart,
+        TextDelta,
+        Usage,
+    )
     from .metrics import (
         FieldMetric,
         Metric,
@@ -102,6 +104,11 @@ if TYPE_CHECKING:
         Optimizer,
         OptimizerError,
     )
+    from .otel import OTelCallback, instrument
+    from .predictors import ChainOfThought, Demo, Predict
+    from .pricing import ModelUsage, Price, UsageTracker, price_for, register_price, track_usage
+    from .redis_cache import RedisCache
+    from .resilience import BreakerState, CircuitBreaker, RateLimiter, breaker_for
     from .retrieval import (
         ChromaRetriever,
         ColBERTv2,
@@ -114,24 +121,69 @@ if TYPE_CHECKING:
         retriever_from_url,
     )
     from .sandbox import Sandbox, SandboxLimits, SandboxResult
+    from .settings import configure, context, current_callbacks
+    from .signature import AdapterPrompts, FieldSpec, Signature
+    from .streaming import AsyncPredictionStream, PredictionStream
+    from .tools import ToolSpec
 
-#: names imported on first use (PEP 562), so that importing a generated module stays cheap
+#: every public name but the version's, by the module that defines it; imported on first
+#: use (PEP 562), so that importing a generated module or running the compiler stays cheap
 _LAZY = {
-    "DatasetError": "example",
-    "Example": "example",
-    "load_jsonl": "example",
-    "Module": "module",
-    "Program": "module",
-    "load_program": "module",
-    "save_program": "module",
-    "Metric": "metrics",
-    "Score": "metrics",
+    "Adapter": "adapters",
+    "ChatAdapter": "adapters",
+    "JSONAdapter": "adapters",
+    "Cache": "cache",
+    "CacheError": "cache",
+    "CacheStats": "cache",
+    "CompletionCache": "cache",
+    "Callback": "callbacks",
+    "LMCall": "callbacks",
+    "ModuleCall": "callbacks",
+    "load_dspy": "dspy_state",
+    "Embedder": "embeddings",
+    "SentenceTransformerEmbedder": "embeddings",
+    "AuthenticationError": "errors",
+    "BadRequestError": "errors",
+    "BadResponseError": "errors",
+    "CircuitOpenError": "errors",
+    "ConfigurationError": "errors",
+    "ContextLengthError": "errors",
+    "GeneratedCodeVersionError": "errors",
+    "LMConnectionError": "errors",
+    "LMError": "errors",
+    "LMTimeoutError": "errors",
+    "OutputParseError": "errors",
+    "RateLimitError": "errors",
+    "ServerError": "errors",
+    "SigforgeError": "errors",
+    "StateError": "errors",
+    "StreamInterruptedError": "errors",
+    "TruncatedOutputError": "errors",
     "Evaluate": "evaluate",
     "EvaluationError": "evaluate",
     "EvaluationResult": "evaluate",
     "ExampleResult": "evaluate",
     "TooManyErrorsError": "evaluate",
+    "DatasetError": "example",
+    "Example": "example",
+    "load_jsonl": "example",
+    "HistoryEntry": "history",
+    "inspect_history": "history",
+    "Image": "image",
+    "BaseLM": "lm",
+    "FallbackLM": "lm",
+    "LM": "lm",
+    "Timeout": "lm",
+    "Completion": "messages",
+    "LMRequest": "messages",
+    "Message": "messages",
+    "StreamEvent": "messages",
+    "StreamRestart": "messages",
+    "TextDelta": "messages",
+    "Usage": "messages",
     "FieldMetric": "metrics",
+    "Metric": "metrics",
+    "Score": "metrics",
     "answer_match": "metrics",
     "answer_match_on": "metrics",
     "exact_match": "metrics",
@@ -141,6 +193,18 @@ _LAZY = {
     "normalize_text": "metrics",
     "passage_match": "metrics",
     "passage_match_on": "metrics",
+    "Module": "module",
+    "Program": "module",
+    "load_program": "module",
+    "save_program": "module",
+    "AttemptsFailedError": "modules",
+    "BestOfN": "modules",
+    "MultiChainComparison": "modules",
+    "Parallel": "modules",
+    "ProgramOfThought": "modules",
+    "ProgramOfThoughtError": "modules",
+    "ReAct": "modules",
+    "Refine": "modules",
     "BootstrapFewShot": "optimizers",
     "BootstrapFewShotWithRandomSearch": "optimizers",
     "COPRO": "optimizers",
@@ -151,14 +215,22 @@ _LAZY = {
     "MIPROv2": "optimizers",
     "Optimizer": "optimizers",
     "OptimizerError": "optimizers",
-    "AttemptsFailedError": "modules",
-    "BestOfN": "modules",
-    "MultiChainComparison": "modules",
-    "Parallel": "modules",
-    "ProgramOfThought": "modules",
-    "ProgramOfThoughtError": "modules",
-    "ReAct": "modules",
-    "Refine": "modules",
+    "OTelCallback": "otel",
+    "instrument": "otel",
+    "ChainOfThought": "predictors",
+    "Demo": "predictors",
+    "Predict": "predictors",
+    "ModelUsage": "pricing",
+    "Price": "pricing",
+    "UsageTracker": "pricing",
+    "price_for": "pricing",
+    "register_price": "pricing",
+    "track_usage": "pricing",
+    "RedisCache": "redis_cache",
+    "BreakerState": "resilience",
+    "CircuitBreaker": "resilience",
+    "RateLimiter": "resilience",
+    "breaker_for": "resilience",
     "ChromaRetriever": "retrieval",
     "ColBERTv2": "retrieval",
     "Passage": "retrieval",
@@ -168,12 +240,18 @@ _LAZY = {
     "SQLiteVecStore": "retrieval",
     "VectorStore": "retrieval",
     "retriever_from_url": "retrieval",
-    "Embedder": "embeddings",
-    "SentenceTransformerEmbedder": "embeddings",
     "Sandbox": "sandbox",
     "SandboxLimits": "sandbox",
     "SandboxResult": "sandbox",
-    "load_dspy": "dspy_state",
+    "configure": "settings",
+    "context": "settings",
+    "current_callbacks": "settings",
+    "AdapterPrompts": "signature",
+    "FieldSpec": "signature",
+    "Signature": "signature",
+    "AsyncPredictionStream": "streaming",
+    "PredictionStream": "streaming",
+    "ToolSpec": "tools",
 }
 
 __all__ = [
@@ -314,3 +392,7 @@ def __getattr__(name: str) -> Any:
     value = getattr(importlib.import_module(f".{module}", __name__), name)
     globals()[name] = value
     return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})
