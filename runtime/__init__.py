@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from .cache import Cache, CacheError, CacheStats, CompletionCache
     from .callbacks import Callback, LMCall, ModuleCall
     from .dspy_state import load_dspy
-    from .embeddings import Embedder, SentenceTransformerEmbedder
+    from .embeddings import Embedder, OpenAIEmbedder, SentenceTransformerEmbedder
     from .errors import (
         AuthenticationError,
         BadRequestError,
@@ -142,6 +142,7 @@ _LAZY = {
     "load_dspy": "dspy_state",
     "Embedder": "embeddings",
     "SentenceTransformerEmbedder": "embeddings",
+    "OpenAIEmbedder": "embeddings",
     "AuthenticationError": "errors",
     "BadRequestError": "errors",
     "BadResponseError": "errors",
@@ -315,6 +316,7 @@ __all__ = [
     "ModuleCall",
     "MultiChainComparison",
     "OTelCallback",
+    "OpenAIEmbedder",
     "Optimizer",
     "OptimizerError",
     "OutputParseError",
