@@ -94,7 +94,7 @@ from _drivers import (  # noqa: E402
 )
 from _server import ServerProcess, between  # noqa: E402
 from _stats import RESULTS, new_results_path, summary  # noqa: E402
-from _venv import BAML, DSPY, Venv, ensure_venv  # noqa: E402
+from _venv import BAML, DSPY, Venv, capture, ensure_venv  # noqa: E402
 
 RESULTS_MD = BENCH / "RESULTS.md"
 WORKLOAD_NAMES = {
@@ -961,6 +961,9 @@ def workload_notes(number: int, result: dict[str, Any]) -> list[str]:
                          f"the predictions, history entries at the end: "
                          f"{last['history_entries']:,}")
     if number == 7:
+        notes.append("- sigforge's generated modules import its runtime, which is typed Python "
+                     "source (`py.typed`), so a cold `mypy` checks the runtime and what it "
+                     "imports too; `baml_py` is a compiled module with stubs.")
         extra = result["rows"][0]["extra"]
         for tool, codes in extra["error_codes"].items():
             if codes:
@@ -968,6 +971,13 @@ def workload_notes(number: int, result: dict[str, Any]) -> list[str]:
                     f"`{code}` {count}" for code, count in codes.items()))
                 notes += [f"  - `{line.strip()}`" for line in extra["first_errors"][tool][:3]]
     return notes
+
+
+def dirty_note(git: dict[str, Any]) -> str:
+    files = git.get("dirty_files")
+    if files:
+        return f" with uncommitted changes in {', '.join(f'`{f}`' for f in files)}"
+    return " with uncommitted changes" if git.get("dirty") else ""
 
 
 def render(report: dict[str, Any], md_path: Path, chart: Path | None) -> str:
@@ -985,7 +995,7 @@ def render(report: dict[str, Any], md_path: Path, chart: Path | None) -> str:
         f"{machine['cpu_count']} cores, load {machine['loadavg_before'][0]:.2f} before and "
         f"{machine['loadavg_after'][0]:.2f} after; Python {machine['python']}; sigforge at "
         f"`{(versions['repo_git_at_start']['commit'] or '?')[:10]}`"
-        f"{' (with uncommitted changes)' if versions['repo_git_at_start']['dirty'] else ''}, "
+        f"{dirty_note(versions['repo_git_at_start'])}, "
         f"DSPy {versions['dspy'] or '(not run)'}, baml-py {versions['baml-py'] or '(not run)'}."
         + (f" Raw data: [{Path(rel).name}]({rel})." if rel else ""),
         "",
@@ -1156,6 +1166,9 @@ def main() -> None:
                    else list(os.getloadavg()))
     started = time.perf_counter()
     repo_git = codegen_scale.git_state()
+    # the working tree is measured as it is: say which tracked files differ from the commit
+    status = capture(["git", "-C", str(ROOT), "status", "--porcelain", "--untracked-files=no"])
+    repo_git["dirty_files"] = [line[3:] for line in (status or "").splitlines()]
     mode = QUICK if args.quick else FULL
     run = Run(mode, peers=not args.no_peers, timeout=args.timeout)
     progress(f"sigforge vs DSPy {run.dspy.version if run.dspy else '(not run)'} and "
