@@ -1168,7 +1168,7 @@ def main() -> None:
     repo_git = codegen_scale.git_state()
     # the working tree is measured as it is: say which tracked files differ from the commit
     status = capture(["git", "-C", str(ROOT), "status", "--porcelain", "--untracked-files=no"])
-    repo_git["dirty_files"] = [line[3:] for line in (status or "").splitlines()]
+    repo_git["dirty_files"] = [line.split(None, 1)[1] for line in (status or "").splitlines()]
     mode = QUICK if args.quick else FULL
     run = Run(mode, peers=not args.no_peers, timeout=args.timeout)
     progress(f"sigforge vs DSPy {run.dspy.version if run.dspy else '(not run)'} and "
