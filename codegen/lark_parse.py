@@ -1,0 +1,377 @@
+"""The grammar's own parser: Lark's LALR parser of ``grammar/sig.lark``, the transformer
+from its tree to the AST, syntax errors in words and recovery after them.
+
+:func:`.parse.parse` comes here for every file its fast reader declines (every file with a
+syntax error, and unusual ones); the value helpers are shared with that reader.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import re
+from functools import cache
+from importlib.resources import files
+from typing import Any, TypeVar
+
+import lark
+from lark import Lark, Token, Transformer, Tree, v_args
+from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
+from lark.lexer import PatternStr
+
+from . import ast
+from .diagnostics import Diagnostic
+from .parse import decode_docstring, number_value, string_doc, string_value
+
+# How terminals are named to users in "expected ..." messages.
+_TERMINAL_WORDS = {
+    "NAME": "a name",
+    "STRING": "a string",
+    "DOCSTRING": 'a """docstring"""',
+    "NUMBER": "a number",
+    "DIRECTION": "`in` or `out`",
+    "$END": "end of file",
+}
+
+
+@cache
+def parser() -> Lark:
+    """The LALR parser, built once per process.
+
+    Building the tables takes a good part of a second, so Lark keeps them in a file in
+    sigforge's cache folder, named by the grammar's hash (Lark also checks it on load);
+    without a writable cache folder the parser is built every time."""
+    from sigforge.runtime.cache import cache_dir
+
+    grammar = files("sigforge.grammar").joinpath("sig.lark").read_text(encoding="utf-8")
+    options: dict[str, Any] = {"parser": "lalr", "propagate_positions": True, "maybe_placeholders": True}
+    digest = hashlib.sha256(f"{grammar}{sorted(options.items())}{lark.__version__}".encode()).hexdigest()
+    table: str | bool = False
+    try:
+        folder = cache_dir()
+        folder.mkdir(parents=True, exist_ok=True)
+        table = str(folder / f"grammar-{digest[:24]}.lark")
+    except OSError:
+        pass
+    return Lark(grammar, cache=table, **options)
+
+
+def _span(tok: Token) -> ast.Span:
+    assert tok.line is not None and tok.column is not None
+    assert tok.end_line is not None and tok.end_column is not None
+    return ast.Span(tok.line, tok.column, tok.end_line, tok.end_column)
+
+
+def _meta_span(meta: Any) -> ast.Span:
+    return ast.Span(meta.line, meta.column, meta.end_line, meta.end_column)
+
+
+def _option(meta: Any, children: list[Any]) -> ast.Option:
+    name, value = children
+    return ast.Option(str(name), value, _meta_span(meta), _span(name))
+
+
+class _Options(tuple[ast.Option, ...]):
+    pass
+
+
+class _Default:
+    def __init__(self, value: ast.Value) -> None:
+        self.value = value
+
+
+_Item = TypeVar("_Item")
+
+
+def _block(children: list[Any], item: type[_Item]) -> tuple[str, ast.Doc | None, tuple[_Item, ...]]:
+    """``NAME { doc? item* }``: the name, the docstring and the items."""
+    doc = next((c for c in children[1:] if isinstance(c, ast.Doc)), None)
+    return str(children[0]), doc, tuple(c for c in children[1:] if isinstance(c, item))
+
+
+class _ToAst(Transformer[Token, Any]):
+    """Builds the AST bottom-up; string-escape problems are collected, not raised."""
+
+    def __init__(self, path: str) -> None:
+        super().__init__()
+        self.path = path
+        self.diagnostics: list[Diagnostic] = []
+
+    # -- values
+    def string_value(self, children: list[Token]) -> ast.StringValue:
+        tok = children[0]
+        return string_value(str(tok), _span(tok), self.path, self.diagnostics)
+
+    def number_value(self, children: list[Token]) -> ast.NumberValue:
+        tok = children[0]
+        return number_value(str(tok), _span(tok), self.path, self.diagnostics)
+
+    def name_value(self, children: list[Token]) -> ast.NameValue:
+        return ast.NameValue(str(children[0]), _span(children[0]))
+
+    @v_args(meta=True)
+    def list_value(self, meta: Any, children: list[ast.Value | None]) -> ast.ListValue:
+        return ast.ListValue(tuple(c for c in children if c is not None), _meta_span(meta))
+
+    # -- types
+    @v_args(meta=True)
+    def type(self, meta: Any, children: list[ast.TypeRef]) -> ast.TypeExpr:
+        return ast.TypeExpr(tuple(children), _meta_span(meta))
+
+    @v_args(meta=True)
+    def type_ref(self, meta: Any, children: list[Any]) -> ast.TypeRef:
+        name = children[0]
+        args = tuple(children[1]) if len(children) > 1 and children[1] is not None else None
+        return ast.TypeRef(str(name), args, _meta_span(meta), _span(name))
+
+    def type_args(self, children: list[Any]) -> list[Any]:
+        return [
+            ast.EllipsisArg(_span(c)) if isinstance(c, Token) and c.type == "ELLIPSIS" else c
+            for c in children
+        ]
+
+    # -- declarations
+    @v_args(meta=True)
+    def option(self, meta: Any, children: list[Any]) -> ast.Option:
+        return _option(meta, children)
+
+    def options(self, children: list[ast.Option | None]) -> _Options:
+        return _Options(c for c in children if c is not None)
+
+    def default(self, children: list[ast.Value]) -> _Default:
+        return _Default(children[0])
+
+    def doc(self, children: list[Token]) -> ast.Doc:
+        tok = children[0]
+        if tok.type == "DOCSTRING":
+            return ast.Doc(decode_docstring(str(tok)), _span(tok))
+        return string_doc(str(tok), _span(tok), self.path, self.diagnostics)
+
+    def description(self, children: list[Token]) -> ast.StringValue:
+        return self.string_value(children)
+
+    @v_args(meta=True)
+    def param(self, meta: Any, children: list[Any]) -> ast.Field:
+        name, type_ = children[0], children[1]
+        options: tuple[ast.Option, ...] = ()
+        description: ast.StringValue | None = None
+        default: ast.Value | None = None
+        for extra in children[2:]:
+            if isinstance(extra, _Options):
+                options = tuple(extra)
+            elif isinstance(extra, ast.StringValue):
+                description = extra
+            elif isinstance(extra, _Default):
+                default = extra.value
+        return ast.Field(
+            None, str(name), type_, options, description, default, _meta_span(meta), _span(name)
+        )
+
+    @v_args(meta=True)
+    def field(self, meta: Any, children: list[Any]) -> ast.Field:
+        direction, param = children
+        assert isinstance(param, ast.Field)
+        return dataclasses.replace(
+            param, direction="in" if str(direction) == "in" else "out", span=_meta_span(meta)
+        )
+
+    @v_args(meta=True)
+    def enum_member(self, meta: Any, children: list[Any]) -> ast.EnumMember:
+        name = children[0]
+        value = next(
+            (self.string_value([c]) for c in children[1:] if isinstance(c, Token)), None
+        )
+        description = next((c for c in children[1:] if isinstance(c, ast.StringValue)), None)
+        return ast.EnumMember(str(name), value, description, _meta_span(meta), _span(name))
+
+    @v_args(meta=True)
+    def enum_decl(self, meta: Any, children: list[Any]) -> ast.EnumDecl:
+        name, doc, members = _block(children, ast.EnumMember)
+        return ast.EnumDecl(name, doc, members, _meta_span(meta), _span(children[0]))
+
+    @v_args(meta=True)
+    def class_decl(self, meta: Any, children: list[Any]) -> ast.ClassDecl:
+        name, doc, fields = _block(children, ast.Field)
+        return ast.ClassDecl(name, doc, fields, _meta_span(meta), _span(children[0]))
+
+    @v_args(meta=True)
+    def tool_decl(self, meta: Any, children: list[Any]) -> ast.ToolDecl:
+        name = children[0]
+        params = tuple(c for c in children[1:] if isinstance(c, ast.Field))
+        returns = next(c for c in children[1:] if isinstance(c, ast.TypeExpr))
+        description = next((c for c in children[1:] if isinstance(c, ast.StringValue)), None)
+        return ast.ToolDecl(str(name), params, returns, description, _meta_span(meta), _span(name))
+
+    @v_args(meta=True)
+    def module_path(self, meta: Any, children: list[Token]) -> tuple[str, ast.Span]:
+        return ".".join(str(c) for c in children), _meta_span(meta)
+
+    @v_args(meta=True)
+    def import_decl(self, meta: Any, children: list[Any]) -> ast.ImportDecl:
+        (module, module_span), names = children[0], children[1:]
+        return ast.ImportDecl(
+            module,
+            tuple(ast.ImportedName(str(n), _span(n)) for n in names if n is not None),
+            _meta_span(meta),
+            module_span,
+        )
+
+    @v_args(meta=True)
+    def signature(self, meta: Any, children: list[Any]) -> ast.SignatureDecl:
+        name, doc, fields = _block(children, ast.Field)
+        return ast.SignatureDecl(name, doc, fields, _meta_span(meta), _span(children[0]))
+
+    def positional_arg(self, children: list[Token]) -> ast.PositionalArg:
+        return ast.PositionalArg(str(children[0]), _span(children[0]))
+
+    @v_args(meta=True)
+    def keyword_arg(self, meta: Any, children: list[Any]) -> ast.Option:
+        return _option(meta, children)
+
+    @v_args(meta=True)
+    def predictor(self, meta: Any, children: list[Any]) -> ast.PredictorDecl:
+        name, kind = children[0], children[1]
+        rest = [c for c in children[2:] if c is not None]
+        return ast.PredictorDecl(
+            str(name),
+            str(kind),
+            tuple(c for c in rest if isinstance(c, ast.PositionalArg)),
+            tuple(c for c in rest if isinstance(c, ast.Option)),
+            _meta_span(meta),
+            _span(name),
+            _span(kind),
+        )
+
+    def start(self, children: list[Any]) -> list[Any]:
+        return children
+
+
+def _describe_expected(names: set[str]) -> str:
+    terminals = {t.name: t for t in parser().terminals}
+    words: list[str] = []
+    for name in names:
+        if name in _TERMINAL_WORDS:
+            words.append(_TERMINAL_WORDS[name])
+        elif name in terminals and isinstance(terminals[name].pattern, PatternStr):
+            words.append(f"`{terminals[name].pattern.value}`")
+        else:
+            words.append(name.lower())
+    words = sorted(set(words))
+    if len(words) == 1:
+        return words[0]
+    return ", ".join(words[:-1]) + " or " + words[-1]
+
+
+def _syntax_diagnostic(path: str, source: str, exc: UnexpectedInput) -> Diagnostic:
+    line, column = exc.line, exc.column
+    if isinstance(exc, UnexpectedCharacters):
+        pos = exc.pos_in_stream
+        ch = source[pos] if pos is not None and pos < len(source) else ""
+        hint = None
+        if ch == '"':
+            hint = 'a string must close on the line it opens; use """...""" for text over several lines'
+        return Diagnostic(
+            path,
+            ast.Span(line, column, line, column + 1),
+            "E101",
+            f"unexpected character {ch!r}",
+            hint=hint or f"expected {_describe_expected(set(exc.allowed or ()))}",
+        )
+    if isinstance(exc, UnexpectedToken | UnexpectedEOF):
+        tok = exc.token
+        expected = set(exc.expected)
+        if isinstance(exc, UnexpectedToken) and exc.interactive_parser is not None:
+            # The LALR table's lookahead set can include tokens that only a reduction
+            # would accept; ask the parser what it really accepts here.
+            expected = set(exc.interactive_parser.accepts()) or expected  # type: ignore[no-untyped-call]
+        if tok is None or tok.type == "$END":
+            lines = source.rstrip("\n").split("\n")
+            last = len(lines)
+            span = ast.Span(last, len(lines[-1]) + 1, last, len(lines[-1]) + 2)
+            what = "unexpected end of file"
+        else:
+            span = _span(tok)
+            what = f"unexpected {_token_words(tok)}"
+        hint = f"expected {_describe_expected(expected)}"
+        if tok is not None and tok.type == "STRING" and "STRING" not in expected:
+            hint += '; a description goes before the default: `name: type "description" = default`'
+        if "DIRECTION" in expected and tok is not None and tok.type == "NAME":
+            if str(tok) in ("in", "out"):
+                hint = f"`{tok}` starts a field and needs a field name, e.g. `{tok} answer: str`"
+            else:
+                hint += "; each field starts with `in` or `out`, e.g. `in question: str`"
+        return Diagnostic(path, span, "E102", what, hint=hint)
+    return Diagnostic(path, ast.Span(max(line, 1), max(column, 1), 1, 1), "E100", str(exc))
+
+
+def _token_words(tok: Token) -> str:
+    if tok.type in ("NAME", "NUMBER"):
+        return f"{_TERMINAL_WORDS[tok.type].split(' ', 1)[1]} `{tok}`"
+    if tok.type in ("STRING", "DOCSTRING"):
+        return "string"
+    return f"`{tok}`"
+
+
+# Where a top-level declaration starts: parsing resumes there after a syntax error.
+_DECLARATION_START = re.compile(
+    r"(?m)^[ \t]*(?=(?:signature|class|enum)[ \t]+\w+\s*\{|tool[ \t]+\w+\s*\("
+    r"|predictor[ \t]+\w+\s*=|from[ \t]+[\w.]+[ \t]+import\b)"
+)
+#: syntax errors reported per file before giving up on it
+MAX_SYNTAX_ERRORS = 50
+
+
+def _error_offset(exc: UnexpectedInput, text: str) -> int:
+    if isinstance(exc, UnexpectedCharacters):
+        return exc.pos_in_stream if exc.pos_in_stream is not None else len(text)
+    if isinstance(exc, UnexpectedToken) and exc.token.type != "$END":
+        start = exc.token.start_pos
+        return start if start is not None else len(text)
+    return len(text)
+
+
+def _broken_region(starts: list[int], offset: int, length: int) -> tuple[int, int]:
+    """The declaration around a syntax error at ``offset``, as a character range.
+
+    When the error is the keyword of the next declaration (an unclosed ``{``), the broken
+    one is the declaration before it."""
+    if offset in starts:
+        before = [s for s in starts if s < offset]
+        return (before[-1] if before else 0), offset
+    begin = max((s for s in starts if s <= offset), default=0)
+    return begin, min((s for s in starts if s > offset), default=length)
+
+
+def _blank(text: str, begin: int, end: int) -> str:
+    """``text`` with ``[begin, end)`` turned into spaces; newlines stay, so positions do too."""
+    return text[:begin] + re.sub(r"[^\n]", " ", text[begin:end]) + text[end:]
+
+
+def parse_with_lark(source: str, path: str) -> tuple[ast.SigFile | None, list[Diagnostic]]:
+    """:func:`.parse.parse` with Lark (see there).
+
+    After a syntax error the broken declaration is blanked out and parsing starts again,
+    so one run reports the syntax errors of every declaration, not just the first."""
+    starts = [m.end() for m in _DECLARATION_START.finditer(source)]
+    text = source
+    diagnostics: list[Diagnostic] = []
+    while True:
+        try:
+            tree: Tree[Token] = parser().parse(text)
+        except UnexpectedInput as exc:
+            diagnostics.append(_syntax_diagnostic(path, text, exc))
+            begin, end = _broken_region(starts, _error_offset(exc, text), len(text))
+            blanked = _blank(text, begin, end)
+            if blanked == text or len(diagnostics) >= MAX_SYNTAX_ERRORS:
+                return None, diagnostics
+            text = blanked
+            continue
+        if diagnostics:
+            return None, diagnostics
+        break
+    builder = _ToAst(path)
+    children = builder.transform(tree)
+    doc = children[0] if children and isinstance(children[0], ast.Doc) else None
+    imports = tuple(c for c in children if isinstance(c, ast.ImportDecl))
+    decls = tuple(c for c in children if not isinstance(c, ast.Doc | ast.ImportDecl))
+    return ast.SigFile(path, doc, imports, decls), builder.diagnostics
