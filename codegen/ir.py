@@ -258,16 +258,23 @@ class ModuleIR:
     modules_import: Node
 
 
+#: the attributes of ``FieldSpec`` after ``name``, with their defaults
+_SPEC_DEFAULTS = tuple((f.name, f.default) for f in dataclasses.fields(FieldSpec))[1:]
+
+
 def _spec_node(spec: FieldSpec) -> Node:
     """``FieldSpec(...)`` naming only the attributes that differ from their defaults."""
     parts: list[Node] = [f"name={py_literal(spec.name)}"]
-    for f in dataclasses.fields(FieldSpec):
-        if f.name == "name":
-            continue
-        value = getattr(spec, f.name)
-        if value != f.default:
-            parts.append(string_node(f"{f.name}=", value) if isinstance(value, str) else f"{f.name}={py_literal(value)}")
+    for name, default in _SPEC_DEFAULTS:
+        value = getattr(spec, name)
+        if value != default:
+            parts.append(string_node(f"{name}=", value) if isinstance(value, str) else f"{name}={py_literal(value)}")
     return call_node("FieldSpec", parts)
+
+
+#: fields lowered so far in one module, by identity (an extension such as
+#: ``XWithReasoning`` shares its fields with ``X``): the field (kept alive), its IR, its spec
+_Lowered = dict[int, tuple[CheckedField, "FieldIR", FieldSpec]]
 
 
 def _field_ir(field: CheckedField, types: TypeResolver) -> tuple[FieldIR, FieldSpec]:
@@ -281,12 +288,14 @@ def _field_ir(field: CheckedField, types: TypeResolver) -> tuple[FieldIR, FieldS
         prefix=field.prefix,
         format=field.format,
     )
-    return dataclasses.replace(_attribute_ir(field, _spec_node(spec)), type_name=spec.type_name), spec
+    return _attribute_ir(field, _spec_node(spec), spec.type_name), spec
 
 
-def _attribute_ir(field: CheckedField, spec: Node = "") -> FieldIR:
-    """A model attribute (and keyword parameter): annotation, ``Field(...)``, default."""
-    head = f"{field.name}: {field.type.source()}"
+def _attribute_ir(field: CheckedField, spec: Node = "", type_name: str = "") -> FieldIR:
+    """A model attribute (and keyword parameter): annotation, ``Field(...)``, default;
+    ``spec`` and ``type_name``: see :class:`FieldIR`."""
+    source = field.type.source()
+    head = f"{field.name}: {source}"
     args: list[Node] = []
     if field.has_default:
         args.append(value_node(field.default, "default="))
@@ -301,7 +310,7 @@ def _attribute_ir(field: CheckedField, spec: Node = "") -> FieldIR:
     else:
         attribute = head
     param_default = py_literal(field.default) if field.has_default else None
-    return FieldIR(field.name, field.type.source(), attribute, uses_field, param_default, spec)
+    return FieldIR(field.name, source, attribute, uses_field, param_default, spec, type_name)
 
 
 def _partial_attribute(field: CheckedField, whole: frozenset[str] = frozenset()) -> Node:
@@ -324,18 +333,30 @@ def _specs_node(lead: str, fields: tuple[FieldIR, ...]) -> Node:
     return Bracket(f"{lead} = (", specs, ")", one_tuple=len(specs) == 1)
 
 
+def _field_ir_once(
+    field: CheckedField, types: TypeResolver, lowered: _Lowered
+) -> tuple[FieldIR, FieldSpec]:
+    """:func:`_field_ir`, once per field object of a module."""
+    done = lowered.get(id(field))
+    if done is None:
+        done = lowered[id(field)] = (field, *_field_ir(field, types))
+    return done[1], done[2]
+
+
 def _signature_ir(
     sig: CheckedSignature,
     types: TypeResolver,
+    lowered: _Lowered,
     inherited: str = "",
     whole: frozenset[str] = frozenset(),
 ) -> SignatureIR:
-    """``inherited``: the instructions of the signature an extension extends (DSPy keeps
+    """``lowered``: the fields of the module lowered so far (see :data:`_Lowered`);
+    ``inherited``: the instructions of the signature an extension extends (DSPy keeps
     them); ``whole``: see :func:`_partial_attribute`."""
     base = sig.extends or sig.name
     outputs_of = sig.outputs_from or sig.name
-    inputs = [_field_ir(f, types) for f in sig.inputs]
-    outputs = [_field_ir(f, types) for f in sig.outputs]
+    inputs = [_field_ir_once(f, types, lowered) for f in sig.inputs]
+    outputs = [_field_ir_once(f, types, lowered) for f in sig.outputs]
     in_specs = tuple(s for _, s in inputs)
     out_specs = tuple(s for _, s in outputs)
     instructions = (
@@ -475,22 +496,23 @@ def lower(module: CheckedModule, types: TypeResolver) -> ModuleIR:
     """Lower a checked, extended module (name collisions were rejected by the checks)."""
     types = _KindTypes(types, module)
     whole = frozenset(tool_call_union(p) for p in module.predictors if p.kind == "react")
-    by_name = {s.name: _signature_ir(s, types) for s in module.signatures}
+    lowered: _Lowered = {}
+    by_name = {s.name: _signature_ir(s, types, lowered) for s in module.signatures}
     emitted = set(by_name)
     bases = {p.signature.name: p.signature for p in module.predictors}
     for ext in module.extended:
         inherited = ""
         if ext.extends is not None:
             # an extension keeps the instructions of the signature it extends (also imported ones)
-            extended = by_name.get(ext.extends) or _signature_ir(bases[ext.extends], types)
+            extended = by_name.get(ext.extends) or _signature_ir(bases[ext.extends], types, lowered)
             inherited = extended.instructions_text
-        by_name[ext.name] = _signature_ir(ext, types, inherited=inherited, whole=whole)
+        by_name[ext.name] = _signature_ir(ext, types, lowered, inherited=inherited, whole=whole)
         emitted.add(ext.name)
     # imported signatures are defined in their own module
     signatures = [s for s in by_name.values() if s.name in emitted]
     for pred in module.predictors:
         if pred.signature.name not in by_name:  # an imported signature, run as declared
-            by_name[pred.signature.name] = _signature_ir(pred.signature, types)
+            by_name[pred.signature.name] = _signature_ir(pred.signature, types, lowered)
     predictors = []
     kinds = []
     for pred in module.predictors:

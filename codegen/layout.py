@@ -61,40 +61,76 @@ def flat(node: Node) -> str:
         return node
     if isinstance(node, Strings):
         return node.lead + " ".join(node.parts)
-    inner = ", ".join(flat(item) for item in node.items)
+    inner = ", ".join([flat(item) for item in node.items])
     return f"{node.lead}{inner}{',' if node.one_tuple else ''}{node.close}"
 
 
 def lines(node: Node, depth: int, suffix: str = "") -> list[str]:
     """The node laid out at indentation ``depth`` (in levels), ``suffix`` after its end."""
-    pad = INDENT * depth
-    one = f"{pad}{flat(node)}{suffix}"
-    if fits(one) or isinstance(node, str):
-        return [one]
+    out: list[str] = []
+    flats: dict[int, str] = {}
+    _flat_brackets(node, flats)
+    _lay_out(node, depth, suffix, out, flats)
+    return out
+
+
+def _flat_brackets(node: Node, flats: dict[int, str]) -> str:
+    """:func:`flat`, keeping the one line of every bracket inside by ``id`` (so that laying
+    out a bracket that does not fit does not join its items' texts again)."""
+    if isinstance(node, str):
+        return node
     if isinstance(node, Strings):
+        return node.lead + " ".join(node.parts)
+    inner = ", ".join([_flat_brackets(item, flats) for item in node.items])
+    text = flats[id(node)] = f"{node.lead}{inner}{',' if node.one_tuple else ''}{node.close}"
+    return text
+
+
+def _lay_out(node: Node, depth: int, suffix: str, out: list[str], flats: dict[int, str]) -> None:
+    """Append the lines of :func:`lines` to ``out`` (one list for the whole node; no width
+    measured for an atom, which is never split). ``flats``: see :func:`_flat_brackets`."""
+    pad = INDENT * depth
+    if isinstance(node, str):
+        out.append(f"{pad}{node}{suffix}")
+        return
+    if isinstance(node, Strings):
+        one = f"{pad}{node.lead}{' '.join(node.parts)}{suffix}"
+        if fits(one):
+            out.append(one)
+            return
         body = f"{pad}{INDENT}{' '.join(node.parts)}"
         if len(node.parts) == 1:
             # black puts the value of an assignment in parentheses on its own line when it
             # fits there; an argument's string stays on its line, however long
             if node.lead.endswith(" = ") and fits(body):
-                return [f"{pad}{node.lead}(", body, f"{pad}){suffix}"]
-            return [one]
-        parts = [body] if fits(body) else [f"{pad}{INDENT}{p}" for p in node.parts]
-        return [f"{pad}{node.lead}(", *parts, f"{pad}){suffix}"]
-    if not node.items:
-        return [one]
-    out = [f"{pad}{node.lead}"]
+                out += (f"{pad}{node.lead}(", body, f"{pad}){suffix}")
+            else:
+                out.append(one)
+            return
+        if fits(body):
+            out += (f"{pad}{node.lead}(", body, f"{pad}){suffix}")
+        else:
+            out.append(f"{pad}{node.lead}(")
+            out += [f"{pad}{INDENT}{part}" for part in node.parts]
+            out.append(f"{pad}){suffix}")
+        return
+    one = f"{pad}{flats[id(node)]}{suffix}"
+    if fits(one) or not node.items:
+        out.append(one)
+        return
+    out.append(f"{pad}{node.lead}")
     if len(node.items) == 1 and not node.one_tuple:  # a sole argument: no comma added
-        out += lines(node.items[0], depth + 1)
+        _lay_out(node.items[0], depth + 1, "", out, flats)
     else:
         for item in node.items:
-            out += lines(item, depth + 1, ",")
+            _lay_out(item, depth + 1, ",", out, flats)
     out.append(f"{pad}{node.close}{suffix}")
-    return out
 
 
 def layout(node: Node, depth: int) -> str:
     """The node's lines, the first without indentation (the template places it)."""
+    if isinstance(node, str):  # an atom is never split
+        return node
     return "\n".join(lines(node, depth))[len(INDENT) * depth :]
 
 

@@ -22,6 +22,7 @@ from sigforge.runtime._version import __version__
 from .ast import Span
 from .diagnostics import Diagnostic
 from .frozen import frozen_path
+from .parallel import usable_processes
 from .render import digest_of, render_init
 
 if TYPE_CHECKING:
@@ -72,12 +73,18 @@ class _Unit:
     frozen: tuple[str, str] | None = None
 
 
-def compile_sources(src: Path, out: Path, *, incremental: bool = False) -> CompileResult:
+def compile_sources(
+    src: Path, out: Path, *, incremental: bool = False, workers: int | None = None
+) -> CompileResult:
     """Compile every `.sig` file below ``src`` for the output package ``out``.
 
     ``incremental``: a module whose generated file in ``out`` carries the digest of its
     current source (and of every module it imports, transitively) is not compiled again;
-    its file is returned as it is. ``sigforge check`` compiles everything."""
+    its file is returned as it is. ``sigforge check`` compiles everything.
+
+    ``workers``: how many processes generate the modules (the result is the same for any
+    number); by default as many as there are CPUs to use, when there are enough modules
+    to pay for the processes (see :data:`MODULES_PER_PROCESS`), else one."""
     result = CompileResult()
     root_label = src.resolve().name
     if not out.resolve().name.isidentifier() or keyword.iskeyword(out.resolve().name):
@@ -99,7 +106,7 @@ def compile_sources(src: Path, out: Path, *, incremental: bool = False) -> Compi
     reused = _reusable(out, digests) if incremental else {}
     modules = {_module_file(module): text for module, text in reused.items()}
     if len(reused) < len(units):
-        compiled = _compile_units(units, reused, digests, out.resolve().name, result)
+        compiled = _compile_units(units, reused, digests, out.resolve().name, result, workers)
         if compiled is None:
             return result
         modules.update(compiled)
@@ -129,17 +136,22 @@ def _compile_units(
     digests: dict[str, str],
     package: str,
     result: CompileResult,
+    workers: int | None,
 ) -> dict[str, str] | None:
     """Parse, check, lower and render the modules not in ``reused``: their generated files
     by output path. Diagnostics go to ``result``; None when errors stop the run before
-    rendering (the checked modules are then unknown)."""
+    rendering (the checked modules are then unknown).
+
+    Lowering and rendering, most of the work, are independent per module: a large build
+    spreads them over processes (:mod:`.parallel`; ``workers``: see :func:`compile_sources`)."""
     from .check import Checker
     from .extend import extend
     from .frozen import apply_frozen, read_frozen
     from .imports import resolve_imports
     from .ir import lower
+    from .parallel import fork_map
     from .pytypes import PythonTypes
-    from .render import render_module
+    from .render import load_templates, render_module
 
     _parse_needed(units, set(units) - set(reused), result)
     resolution = resolve_imports(
@@ -175,26 +187,48 @@ def _compile_units(
         return None
     result.modules = dict(sorted(checked.items()))
     types = PythonTypes(checked.values())
+
+    def generate(module: str) -> tuple[str | None, list[Diagnostic]]:
+        """The module's generated file, or the diagnostics that prevent it."""
+        m = checked[module]
+        try:
+            lowered = lower(extend(m), types)
+        except RecursionError:
+            return None, [_too_deep(units[module])]
+        frozen = units[module].frozen
+        if frozen is not None:
+            entries, problems = read_frozen(frozen[1], frozen[0])
+            if not problems:
+                lowered, problems = apply_frozen(
+                    lowered, entries, frozen[0], m.source, f"{package}.{module}"
+                )
+            if problems:
+                return None, problems
+        return render_module(lowered, digests[module]), []
+
+    todo = [module for module in sorted(checked) if module not in reused]
+    processes = _processes(len(todo), workers)
+    if processes > 1:
+        load_templates()  # once, before the workers are forked
     modules: dict[str, str] = {}
-    for module, m in sorted(checked.items()):
-        if module not in reused:
-            try:
-                lowered = lower(extend(m), types)
-            except RecursionError:
-                result.diagnostics.append(_too_deep(units[module]))
-                continue
-            frozen = units[module].frozen
-            if frozen is not None:
-                entries, problems = read_frozen(frozen[1], frozen[0])
-                if not problems:
-                    lowered, problems = apply_frozen(
-                        lowered, entries, frozen[0], m.source, f"{package}.{module}"
-                    )
-                if problems:
-                    result.diagnostics += problems
-                    continue
-            modules[_module_file(module)] = render_module(lowered, digests[module])
+    for module, (text, problems) in zip(todo, fork_map(generate, todo, processes), strict=True):
+        result.diagnostics += problems
+        if text is not None:
+            modules[_module_file(module)] = text
     return modules
+
+
+#: Modules each process must have to generate for a build to be spread over processes:
+#: forking and collecting the results costs about as much as generating a few modules.
+MODULES_PER_PROCESS = 4
+
+
+def _processes(modules: int, workers: int | None) -> int:
+    """How many processes generate ``modules`` modules: ``workers`` when given, else as
+    many as may run at once here, with at least :data:`MODULES_PER_PROCESS` each."""
+    if workers is not None:
+        return max(1, workers)
+    return max(1, min(usable_processes(), modules // MODULES_PER_PROCESS))
 
 
 def _too_deep(unit: _Unit) -> Diagnostic:

@@ -16,6 +16,8 @@ from typing import Any
 def py_literal(value: Any) -> str:
     """A Python expression equal to ``value`` (str, int, float, bool, None, list, tuple, dict,
     an enum member as ``Enum.member``, a date or datetime from its ISO text)."""
+    if type(value) is str:  # the common case first (a str enum member is not exactly str)
+        return py_str(value)
     if isinstance(value, float) and not math.isfinite(value):  # inf and NaN have no literal
         raise ValueError(f"{value} cannot be written as a literal")
     if isinstance(value, enum.Enum):  # the generated module defines or imports the enum
@@ -93,7 +95,7 @@ def docstring_is_safe(text: str) -> bool:
         and "\\" not in text
         and not text.startswith(('"', " "))
         and not text.endswith('"')
-        and all(ch == "\n" or ch.isprintable() for ch in text)
+        and text.replace("\n", "").isprintable()
         and all(line == line.rstrip() for line in lines)
         and (not rest or min(len(line) - len(line.lstrip()) for line in rest) == 0)
     )

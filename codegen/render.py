@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import re
 from functools import cache
+from itertools import compress
 from typing import TYPE_CHECKING
 
 from sigforge.runtime._version import __version__
@@ -72,6 +73,11 @@ def environment() -> jinja2.Environment:
     return env
 
 
+def load_templates() -> None:
+    """Load the module template now (it is compiled once per process, on first use)."""
+    environment().get_template("module.py.jinja")
+
+
 def format_python(source: str) -> str:
     """black, for the rare module the layout cannot handle (imported only then: it is slow)."""
     import black
@@ -128,8 +134,34 @@ _UNSPLITTABLE = re.compile(
 )
 
 
+#: ASCII characters besides ``\n`` that end a line for ``str.splitlines``
+_OTHER_LINE_BREAKS = "\r\x0b\x0c\x1c\x1d\x1e"
+
+
 def needs_black(text: str) -> bool:
-    """Whether a line is longer than black allows and not one black would leave long."""
+    """Whether a line is longer than black allows and not one black would leave long.
+
+    A line that opens or closes a docstring (an odd number of triple quotes) is never
+    looked at, nor are the lines inside one. In ASCII text, the usual case, a character
+    is a column: only the long lines are looked at, and the triple quotes before one are
+    counted only when it is not a line black leaves long anyway."""
+    if not text.isascii() or any(ch in text for ch in _OTHER_LINE_BREAKS):
+        return _needs_black_by_line(text)
+    lines = text.split("\n")
+    long_lines = compress(range(len(lines)), map(LINE_LENGTH.__lt__, map(len, lines)))
+    quotes = counted = 0  # triple quotes in the lines before line number ``counted``
+    for number in long_lines:
+        line = lines[number]
+        if line.count('"""') % 2 or _UNSPLITTABLE.fullmatch(line):
+            continue
+        quotes += sum(before.count('"""') for before in lines[counted:number])
+        counted = number
+        if quotes % 2 == 0:
+            return True
+    return False
+
+
+def _needs_black_by_line(text: str) -> bool:
     in_docstring = False
     for line in text.splitlines():
         if line.count('"""') % 2 == 1:

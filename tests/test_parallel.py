@@ -1,0 +1,121 @@
+"""Generation spread over processes (codegen/parallel.py) gives what one process gives.
+
+``fork_map`` is checked with real forked processes: results in input order for any number
+of processes, a share whose child fails computed again by the parent, an error raised in
+the parent as a plain loop would raise it. Then a project of many modules (imports between
+them, classes, enums, every predictor kind of the golden files) is compiled with one, two
+and three processes, and the results must be identical.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+
+from sigforge.codegen.parallel import fork_map, usable_processes
+from sigforge.codegen.pipeline import MODULES_PER_PROCESS, _processes, compile_sources
+
+GOLDEN = Path(__file__).resolve().parent / "golden"
+
+pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+
+
+def square_with_pid(n: int) -> tuple[int, int]:
+    return n * n, os.getpid()
+
+
+@pytest.mark.parametrize("processes", [1, 2, 3, 7, 50])
+def test_results_come_back_in_input_order(processes: int) -> None:
+    items = list(range(23))
+    results = fork_map(square_with_pid, items, processes)
+    assert [r for r, _ in results] == [n * n for n in items]
+    pids = {pid for _, pid in results}
+    assert len(pids) == min(processes, len(items))  # the work really was spread
+    assert os.getpid() in pids
+
+
+def test_no_items_and_one_item() -> None:
+    assert fork_map(square_with_pid, [], 4) == []
+    assert fork_map(square_with_pid, [3], 4) == [(9, os.getpid())]
+
+
+def test_a_share_whose_child_fails_is_computed_by_the_parent() -> None:
+    parent = os.getpid()
+
+    def fails_in_children(n: int) -> int:
+        if os.getpid() != parent:
+            raise RuntimeError("only in a child")
+        return n + 1
+
+    assert fork_map(fails_in_children, list(range(10)), 3) == list(range(1, 11))
+
+
+def test_a_share_whose_child_dies_is_computed_by_the_parent() -> None:
+    parent = os.getpid()
+
+    def dies_in_children(n: int) -> int:
+        if os.getpid() != parent:
+            os._exit(3)
+        return -n
+
+    assert fork_map(dies_in_children, list(range(6)), 2) == [0, -1, -2, -3, -4, -5]
+
+
+def test_an_error_is_raised_in_the_parent() -> None:
+    def broken(n: int) -> int:
+        if n == 4:
+            raise ValueError("item 4")
+        return n
+
+    with pytest.raises(ValueError, match="item 4"):
+        fork_map(broken, list(range(8)), 2)
+
+
+def test_the_default_spreads_only_builds_large_enough() -> None:
+    assert _processes(1, None) == 1
+    assert _processes(MODULES_PER_PROCESS * 2 - 1, None) == 1
+    assert _processes(1000, None) == usable_processes()
+    assert _processes(5, 3) == 3  # an explicit number is taken as given
+
+
+def many_module_project(src: Path) -> None:
+    """Every golden project's sources, each copied into several subpackages."""
+    for copy in range(3):
+        for project in sorted(GOLDEN.glob("*/src")):
+            for path in project.rglob("*.sig"):
+                target = src / f"copy{copy}" / path.relative_to(project)
+                target.parent.mkdir(parents=True, exist_ok=True)
+                text = path.read_text(encoding="utf-8")
+                # imports are relative to the source root: keep them inside the copy
+                text = re.sub(r"(?m)^from ", f"from copy{copy}.", text)
+                target.write_text(text, encoding="utf-8")
+
+
+def test_a_build_is_the_same_with_any_number_of_processes(tmp_path: Path) -> None:
+    src = tmp_path / "signatures"
+    many_module_project(src)
+    results = [compile_sources(src, tmp_path / "generated", workers=n) for n in (1, 2, 3)]
+    first = results[0]
+    assert first.ok, [d.render(first.sources.get(d.path)) for d in first.diagnostics]
+    assert len([f for f in first.files if f.endswith(".py")]) > 30
+    for other in results[1:]:
+        assert other.files == first.files
+        assert other.diagnostics == first.diagnostics
+
+
+def test_problems_found_while_generating_are_reported_alike(tmp_path: Path) -> None:
+    """A frozen-state file that no longer fits its predictor is found while generating
+    (after the checks): with one process or several, the same diagnostics."""
+    src = tmp_path / "signatures"
+    many_module_project(src)
+    qa = next(src.rglob("*.sig"))
+    shutil.copy(qa, qa.with_name("broken.sig"))
+    qa.with_name("broken.frozen.json").write_text('{"sigforge_frozen": 1, "predictors": {"Nope": {}}}')
+    results = [compile_sources(src, tmp_path / "generated", workers=n) for n in (1, 3)]
+    assert not results[0].ok
+    assert results[0].diagnostics == results[1].diagnostics
+    assert results[0].files == results[1].files == {}
