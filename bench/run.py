@@ -980,6 +980,50 @@ def dirty_note(git: dict[str, Any]) -> str:
     return " with uncommitted changes" if git.get("dirty") else ""
 
 
+def complete_runs(folder: Path) -> list[tuple[Path, dict[str, Any]]]:
+    """The complete runs whose results are in ``folder``, oldest first."""
+    runs = []
+    for path in folder.glob("[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]*.json"):
+        try:
+            report = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        if report.get("benchmark") == "side_by_side" and complete(report):
+            runs.append((path, report))
+    return sorted(runs, key=lambda run: run[1]["date"])
+
+
+def runs_table(report: dict[str, Any]) -> list[str]:
+    """The targeted ratios of this run beside those of the other complete runs kept with
+    it: how much they move on this machine."""
+    if not report.get("json"):
+        return []
+    runs = [(p, r) for p, r in complete_runs(Path(report["json"]).parent)
+            if r["date"] != report["date"]][-4:]
+    if not runs:
+        return []
+    runs.append((Path(report["json"]), report))
+    header = ["target", *(f"{path.stem} (load {r['machine']['loadavg_before'][0]:.1f})"
+                          for path, r in runs)]
+    lines = ["### The same targets in the other complete runs kept here", "",
+             "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    per_run = [{(i["what"], i["peer"]): i for i in headline(r["results"])} for _, r in runs]
+    for key, last in per_run[-1].items():
+        if last["target"] == "—":
+            continue
+        cells = []
+        for items in per_run:
+            i = items.get(key)
+            if i is None:
+                cells.append("—")
+                continue
+            on_ratio = i["target"].startswith("ratio")
+            shown = fmt_ratio(i["ratio"]) if on_ratio else fmt(i["sigforge"], i["unit"])
+            cells.append(f"{shown} ({verdict(i['met']).strip('*')})")
+        lines.append(f"| {key[0]} vs {key[1]}, {last['target']} | " + " | ".join(cells) + " |")
+    return [*lines, ""]
+
+
 def render(report: dict[str, Any], md_path: Path, chart: Path | None) -> str:
     results = report["results"]
     machine, versions = report["machine"], report["versions"]
@@ -1014,6 +1058,7 @@ def render(report: dict[str, Any], md_path: Path, chart: Path | None) -> str:
     if chart is not None:
         lines += [f"![sigforge's advantage per headline line]"
                   f"({os.path.relpath(chart, md_path.parent)})", ""]
+    lines += runs_table(report)
     for key in sorted(results, key=int):
         number = int(key)
         result = results[key]
