@@ -243,7 +243,7 @@ def _generate(
     if not result.ok:
         sys.exit(1)
     try:
-        report = write_outputs(out, result.files)
+        report = write_outputs(out, result.files, result.on_disk)
     except ForeignFileError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(1)
@@ -474,7 +474,7 @@ class _WatchSession:
             if not result.ok:
                 click.echo(f"{stamp} {_outcome(result)}", err=True)
                 return
-            report = write_outputs(self.out_arg, result.files)
+            report = write_outputs(self.out_arg, result.files, result.on_disk)
         except (ForeignFileError, OSError) as exc:
             click.echo(f"{stamp} error: {exc}", err=True)
             return

@@ -40,6 +40,9 @@ class CompileResult:
     sources: dict[str, str] = field(default_factory=dict)
     #: dotted module path -> checked module, for the modules compiled in this run
     modules: dict[str, CheckedModule] = field(default_factory=dict)
+    #: output paths whose content in ``files`` was read from the output folder in this run
+    #: (current generated modules): :func:`.write.write_outputs` need not read them again
+    on_disk: frozenset[str] = frozenset()
 
     @property
     def ok(self) -> bool:
@@ -116,6 +119,7 @@ def compile_sources(
         return result
     modules = dict(sorted(modules.items()))
     result.files = dict(modules)
+    result.on_disk = frozenset(_module_file(module) for module in reused)
     package = out.name
     example = next(iter(sorted(modules)), "module.py")[:-3].replace("/", ".")
     folders = {"."}
@@ -351,11 +355,18 @@ def _reusable(out: Path, digests: dict[str, str]) -> dict[str, str]:
     for module, digest in digests.items():
         path = out / _module_file(module)
         try:
-            text = path.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError):
+            data = path.read_bytes()
+        except OSError:
             continue
-        if digest_of(text) == digest:
-            reused[module] = text
+        if b"\r" in data:  # read as text would read it, with line endings translated
+            data = data.decode("utf-8", "surrogateescape").replace("\r\n", "\n").replace(
+                "\r", "\n"
+            ).encode("utf-8", "surrogateescape")
+        if digest_of(data) == digest:
+            try:
+                reused[module] = data.decode("utf-8")
+            except UnicodeDecodeError:
+                continue
     return reused
 
 

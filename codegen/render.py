@@ -89,16 +89,29 @@ def format_python(source: str) -> str:
 
 #: The header line that records the digest of a module's sources (see pipeline.source_digests).
 DIGEST_PREFIX = "# Source digest: "
+_DIGEST_PREFIX_BYTES = DIGEST_PREFIX.encode()
 
 
-def digest_of(text: str) -> str | None:
-    """The source digest recorded in a generated module's header, or None when there is
-    none or when the rest of the file is not what was generated (edited by hand)."""
-    for line in text.split("\n", 4)[:4]:
-        if line.startswith(DIGEST_PREFIX):
+def digest_of(data: bytes) -> str | None:
+    """The source digest recorded in a generated module's header (the file's bytes, UTF-8),
+    or None when there is none or when the rest of the file is not what was generated
+    (edited by hand).
+
+    The file is hashed in place, with its digest line unsealed, rather than decoded and
+    copied first: a rebuild checks every generated file of the project this way."""
+    for raw in data.split(b"\n", 4)[:4]:
+        if raw.startswith(_DIGEST_PREFIX_BYTES):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError:
+                return None
             source, _, body = line[len(DIGEST_PREFIX) :].strip().partition(".")
-            unsealed = text.replace(line, f"{DIGEST_PREFIX}{source}", 1)
-            return source if body == _body_digest(unsealed) else None
+            at = data.find(raw)
+            view = memoryview(data)
+            unsealed = hashlib.sha256(view[:at])
+            unsealed.update(f"{DIGEST_PREFIX}{source}".encode())
+            unsealed.update(view[at + len(raw) :])
+            return source if body == unsealed.hexdigest()[:16] else None
     return None
 
 

@@ -8,6 +8,7 @@ never overwritten or deleted; generated files whose source is gone are removed.
 from __future__ import annotations
 
 import os
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -48,14 +49,16 @@ def is_generated(path: Path) -> bool:
     return head == HEADER_PREFIX
 
 
-def _existing_generated(out: Path) -> set[str]:
+def _existing_generated(out: Path, known: Collection[str] = ()) -> set[str]:
+    """The generated files in ``out``, relative; ``known`` files are taken as generated."""
     if not out.is_dir():
         return set()
-    return {
-        p.relative_to(out).as_posix()
-        for p in out.rglob("*")
-        if p.is_file() and "__pycache__" not in p.parts and is_generated(p)
-    }
+    found: set[str] = set()
+    for p in out.rglob("*"):
+        rel = p.relative_to(out).as_posix()
+        if rel in known or (p.is_file() and "__pycache__" not in p.parts and is_generated(p)):
+            found.add(rel)
+    return found
 
 
 def _read(path: Path) -> str | None:
@@ -87,24 +90,30 @@ def _atomic_write(path: Path, content: str) -> None:
         raise
 
 
-def write_outputs(out: Path, files: dict[str, str]) -> WriteReport:
-    """Bring ``out`` to exactly ``files`` (for the files sigforge owns)."""
+def write_outputs(
+    out: Path, files: dict[str, str], on_disk: Collection[str] = ()
+) -> WriteReport:
+    """Bring ``out`` to exactly ``files`` (for the files sigforge owns).
+
+    ``on_disk``: files whose content in ``files`` was just read from ``out`` (see
+    :attr:`.pipeline.CompileResult.on_disk`): they are unchanged generated files, not
+    read again."""
+    current = {rel: files[rel] if rel in on_disk else _read(out / rel) for rel in files}
     foreign = [
         out / rel
         for rel in files
-        if (out / rel).exists() and not is_generated(out / rel) and _read(out / rel) != files[rel]
+        if current[rel] != files[rel] and (out / rel).exists() and not is_generated(out / rel)
     ]
     if foreign:
         raise ForeignFileError(foreign)
     report = WriteReport()
     for rel, content in files.items():
-        target = out / rel
-        if _read(target) == content:
+        if current[rel] == content:
             report.unchanged.append(rel)
             continue
-        _atomic_write(target, content)
+        _atomic_write(out / rel, content)
         report.written.append(rel)
-    for rel in sorted(_existing_generated(out) - set(files)):
+    for rel in sorted(_existing_generated(out, files.keys()) - set(files)):
         (out / rel).unlink()
         report.deleted.append(rel)
     return report
