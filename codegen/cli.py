@@ -564,7 +564,7 @@ def schema(name: str, src: Path) -> None:
     from .schema import SchemaLookupError, signature_schema
 
     _require_folder(src)
-    result = compile_sources(src, Path("generated"))
+    result = compile_sources(src, Path("generated"), workers=1)  # one process: all modules checked
     if not result.ok:
         _report_compile(result, "text")
         sys.exit(1)

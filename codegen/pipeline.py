@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import keyword
 import re
+from collections.abc import Collection
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -38,7 +39,8 @@ class CompileResult:
     diagnostics: list[Diagnostic] = field(default_factory=list)
     #: displayed source path -> text, to render diagnostics with their source lines
     sources: dict[str, str] = field(default_factory=dict)
-    #: dotted module path -> checked module, for the modules compiled in this run
+    #: dotted module path -> checked module, for the modules compiled in this run (none when
+    #: the build was spread over processes: ask for ``workers=1`` to have them)
     modules: dict[str, CheckedModule] = field(default_factory=dict)
     #: output paths whose content in ``files`` was read from the output folder in this run
     #: (current generated modules): :func:`.write.write_outputs` need not read them again
@@ -146,16 +148,31 @@ def _compile_units(
     by output path. Diagnostics go to ``result``; None when errors stop the run before
     rendering (the checked modules are then unknown).
 
-    Lowering and rendering, most of the work, are independent per module: a large build
-    spreads them over processes (:mod:`.parallel`; ``workers``: see :func:`compile_sources`)."""
+    A large build is spread over processes (``workers``: see :func:`compile_sources`):
+    see :func:`_compile_spread`."""
+    needed = sorted(set(units) - set(reused))
+    processes = min(_processes(len(needed), workers), len(needed))
+    if processes > 1 and result.ok:
+        spread = _compile_spread(units, reused, digests, package, needed, processes)
+        if spread is not None:
+            files, diagnostics = spread
+            result.diagnostics += diagnostics
+            result.diagnostics.sort(key=Diagnostic.sort_key)
+            return files
+    checked = _check_units(units, reused, result)
+    if checked is None:
+        return None
+    result.modules = dict(sorted(checked[0].items()))
+    return _generate_units(units, reused, digests, package, checked[0], result)
+
+
+def _check_units(
+    units: dict[str, _Unit], reused: Collection[str], result: CompileResult
+) -> tuple[dict[str, CheckedModule], dict[str, Exports]] | None:
+    """Parse and check the modules not in ``reused`` (and those they import): the checked
+    modules and the exports of each, or None when errors stop the run."""
     from .check import Checker
-    from .extend import extend
-    from .frozen import apply_frozen, read_frozen
     from .imports import resolve_imports
-    from .ir import lower
-    from .parallel import fork_map
-    from .pytypes import PythonTypes
-    from .render import load_templates, render_module
 
     _parse_needed(units, set(units) - set(reused), result)
     resolution = resolve_imports(
@@ -185,20 +202,38 @@ def _compile_units(
         if module_result is not None:
             checked[module] = replace(module_result, source=unit.label)
     if result.ok and not reused:  # with errors or skipped modules, usage is not fully known
-        result.diagnostics += _unused_types(units, exports)
+        result.diagnostics += _unused_types(_declared_types(units, exports), _used_types(exports))
     result.diagnostics.sort(key=Diagnostic.sort_key)
     if not result.ok or (units and not checked and not reused):
         return None
-    result.modules = dict(sorted(checked.items()))
-    types = PythonTypes(checked.values())
+    return checked, exports
 
-    def generate(module: str) -> tuple[str | None, list[Diagnostic]]:
-        """The module's generated file, or the diagnostics that prevent it."""
-        m = checked[module]
+
+def _generate_units(
+    units: dict[str, _Unit],
+    reused: Collection[str],
+    digests: dict[str, str],
+    package: str,
+    checked: dict[str, CheckedModule],
+    result: CompileResult,
+) -> dict[str, str]:
+    """Lower and render the checked modules not in ``reused``: files by output path."""
+    from .extend import extend
+    from .frozen import apply_frozen, read_frozen
+    from .ir import lower
+    from .pytypes import PythonTypes
+    from .render import render_module
+
+    types = PythonTypes(checked.values())
+    modules: dict[str, str] = {}
+    for module, m in sorted(checked.items()):
+        if module in reused:
+            continue
         try:
             lowered = lower(extend(m), types)
         except RecursionError:
-            return None, [_too_deep(units[module])]
+            result.diagnostics.append(_too_deep(units[module]))
+            continue
         frozen = units[module].frozen
         if frozen is not None:
             entries, problems = read_frozen(frozen[1], frozen[0])
@@ -207,19 +242,87 @@ def _compile_units(
                     lowered, entries, frozen[0], m.source, f"{package}.{module}"
                 )
             if problems:
-                return None, problems
-        return render_module(lowered, digests[module]), []
-
-    todo = [module for module in sorted(checked) if module not in reused]
-    processes = _processes(len(todo), workers)
-    if processes > 1:
-        load_templates()  # once, before the workers are forked
-    modules: dict[str, str] = {}
-    for module, (text, problems) in zip(todo, fork_map(generate, todo, processes), strict=True):
-        result.diagnostics += problems
-        if text is not None:
-            modules[_module_file(module)] = text
+                result.diagnostics += problems
+                continue
+        modules[_module_file(module)] = render_module(lowered, digests[module])
     return modules
+
+
+@dataclass
+class _Share:
+    """What one process compiled of a build spread over processes (see :func:`_compile_spread`)."""
+
+    files: dict[str, str]
+    #: the diagnostics (warnings) of its own modules' files
+    diagnostics: list[Diagnostic]
+    #: for the unused-type warnings of the whole build: its modules' declared types, and
+    #: the types their fields use
+    declared: list[_DeclaredType]
+    used: set[tuple[str, str]]
+
+
+def _compile_spread(
+    units: dict[str, _Unit],
+    reused: dict[str, str],
+    digests: dict[str, str],
+    package: str,
+    needed: list[str],
+    processes: int,
+) -> tuple[dict[str, str], list[Diagnostic]] | None:
+    """Compile ``needed`` in ``processes`` processes: generated files and diagnostics (not
+    sorted), or None when any process found an error (the caller then compiles in one
+    process, so that errors are reported exactly as always).
+
+    Each process compiles a share of the modules from the start: it parses and checks its
+    modules and the modules they import (the imported ones again in every process that
+    needs them: they are few), lowers and renders its modules, and reports the warnings
+    of its own files. The project-wide warning about unused types is made here from every
+    share's declared and used types. ``CompileResult.modules`` stays empty."""
+    import importlib
+
+    from .parallel import fork_map
+    from .render import load_templates
+
+    # every stage and the template are loaded once, before the processes are forked
+    for stage in ("parse", "imports", "check", "pytypes", "extend", "ir", "frozen"):
+        importlib.import_module(f"{__package__}.{stage}")
+    load_templates()
+    shares = [needed[start::processes] for start in range(processes)]
+
+    def compile_share(share: list[str]) -> _Share | None:
+        own = set(share)
+        mine = {m: replace(u, sig_file=None, parsed=False) for m, u in units.items()}
+        others = [m for m in units if m not in own]  # compiled (or current) elsewhere
+        sub = CompileResult()
+        checked = _check_units(mine, others, sub)
+        if checked is None:
+            return None
+        files = _generate_units(mine, others, digests, package, checked[0], sub)
+        if not sub.ok:
+            return None
+        shown = {mine[m].shown for m in own}
+        return _Share(
+            files,
+            [d for d in sub.diagnostics if d.path in shown],
+            _declared_types({m: mine[m] for m in share}, checked[1]),
+            _used_types({m: e for m, e in checked[1].items() if m in own}),
+        )
+
+    outcomes = fork_map(compile_share, shares, processes)
+    files: dict[str, str] = {}
+    diagnostics: list[Diagnostic] = []
+    declared: list[_DeclaredType] = []
+    used: set[tuple[str, str]] = set()
+    for outcome in outcomes:
+        if outcome is None:
+            return None
+        files.update(outcome.files)
+        diagnostics += outcome.diagnostics
+        declared += outcome.declared
+        used |= outcome.used
+    if not reused:
+        diagnostics += _unused_types(declared, used)
+    return files, diagnostics
 
 
 #: Modules each process must have to generate for a build to be spread over processes:
@@ -370,26 +473,41 @@ def _reusable(out: Path, digests: dict[str, str]) -> dict[str, str]:
     return reused
 
 
-def _unused_types(units: dict[str, _Unit], exports: dict[str, Exports]) -> list[Diagnostic]:
-    """W102 for each enum or class that no field of the project refers to."""
+#: an enum or class declared in a module: module, its file as shown, kind, the declaration
+_DeclaredType = tuple[str, str, str, "ast.EnumDecl | ast.ClassDecl"]
+
+
+def _declared_types(units: dict[str, _Unit], exports: dict[str, Exports]) -> list[_DeclaredType]:
+    """The enums and classes of the checked modules among ``units``, in file order."""
     from . import ast
 
-    used = set().union(*(e.used_types for e in exports.values())) if exports else set()
-    found: list[Diagnostic] = []
+    found: list[_DeclaredType] = []
     for module, unit in units.items():
         if unit.sig_file is None or module not in exports:
             continue
         for decl in unit.sig_file.declarations:
-            if isinstance(decl, ast.EnumDecl | ast.ClassDecl) and (module, decl.name) not in used:
+            if isinstance(decl, ast.EnumDecl | ast.ClassDecl):
                 kind = "enum" if isinstance(decl, ast.EnumDecl) else "class"
-                found.append(
-                    Diagnostic(
-                        unit.shown,
-                        decl.name_span,
-                        "W102",
-                        f"{kind} `{decl.name}` is not used by any field",
-                        "use it as a field type, or remove it",
-                        "warning",
-                    )
-                )
+                found.append((module, unit.shown, kind, decl))
     return found
+
+
+def _used_types(exports: dict[str, Exports]) -> set[tuple[str, str]]:
+    """(module, name) of every declared type that a field of these modules refers to."""
+    return set().union(*(e.used_types for e in exports.values())) if exports else set()
+
+
+def _unused_types(declared: list[_DeclaredType], used: set[tuple[str, str]]) -> list[Diagnostic]:
+    """W102 for each declared enum or class that no field of the project refers to."""
+    return [
+        Diagnostic(
+            shown,
+            decl.name_span,
+            "W102",
+            f"{kind} `{decl.name}` is not used by any field",
+            "use it as a field type, or remove it",
+            "warning",
+        )
+        for module, shown, kind, decl in declared
+        if (module, decl.name) not in used
+    ]

@@ -1,10 +1,13 @@
-"""Generation spread over processes (codegen/parallel.py) gives what one process gives.
+"""A build spread over processes (codegen/parallel.py, pipeline._compile_spread) gives
+what one process gives.
 
 ``fork_map`` is checked with real forked processes: results in input order for any number
 of processes, a share whose child fails computed again by the parent, an error raised in
 the parent as a plain loop would raise it. Then a project of many modules (imports between
 them, classes, enums, every predictor kind of the golden files) is compiled with one, two
-and three processes, and the results must be identical.
+and three processes: the files and the diagnostics must be identical, also the warnings
+about unused types, which need the whole project, and also when a module has an error
+(found while checking, or while generating) and the build falls back to one process.
 """
 
 from __future__ import annotations
@@ -119,3 +122,43 @@ def test_problems_found_while_generating_are_reported_alike(tmp_path: Path) -> N
     assert not results[0].ok
     assert results[0].diagnostics == results[1].diagnostics
     assert results[0].files == results[1].files == {}
+
+
+def test_unused_types_are_found_across_shares(tmp_path: Path) -> None:
+    src = tmp_path / "signatures"
+    many_module_project(src)
+    (src / "types.sig").write_text(
+        "class Used { x: int }\nclass Unused { y: str }\nenum Lonely { a b }\n", encoding="utf-8"
+    )
+    for n in range(8):  # the users of `Used` land in several shares
+        (src / f"user{n}.sig").write_text(
+            "from types import Used\n"
+            f"signature S{n} {{ in u: Used \"u\" out a: str \"a\" }}\n"
+            f"predictor P{n} = predict(S{n})\n",
+            encoding="utf-8",
+        )
+    results = [compile_sources(src, tmp_path / "generated", workers=n) for n in (1, 2, 3)]
+    unused = [d.message for d in results[0].diagnostics if d.code == "W102"]
+    assert "class `Unused` is not used by any field" in unused
+    assert "enum `Lonely` is not used by any field" in unused
+    assert not any("`Used`" in message for message in unused)
+    for other in results[1:]:
+        assert other.diagnostics == results[0].diagnostics
+        assert other.files == results[0].files
+
+
+def test_a_check_error_is_reported_as_by_one_process(tmp_path: Path) -> None:
+    src = tmp_path / "signatures"
+    many_module_project(src)
+    (src / "broken.sig").write_text("signature B { in a: strr out b: str }\n", encoding="utf-8")
+    results = [compile_sources(src, tmp_path / "generated", workers=n) for n in (1, 3)]
+    assert [d.code for d in results[0].diagnostics if d.severity == "error"] == ["E201"]
+    assert results[1].diagnostics == results[0].diagnostics
+    assert results[0].files == results[1].files == {}
+
+
+def test_spread_builds_leave_the_checked_modules_out(tmp_path: Path) -> None:
+    src = tmp_path / "signatures"
+    many_module_project(src)
+    assert compile_sources(src, tmp_path / "generated", workers=1).modules
+    assert compile_sources(src, tmp_path / "generated", workers=2).modules == {}
