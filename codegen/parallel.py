@@ -1,10 +1,10 @@
 """Independent work items spread over forked processes, results in input order.
 
-A large build lowers and renders many modules, and once they are checked each module is
-independent of the others: :func:`fork_map` runs a share of them in each of a few child
-processes forked from the compiler (which therefore already hold the checked modules, the
-Python types and the loaded templates: nothing is sent to them but the share's position)
-and collects the results through pipes. The parent works on a share of its own meanwhile.
+A large build compiles many modules, and apart from the modules they import, which are
+few, modules compile independently: :func:`fork_map` runs a share of the work in each of a
+few child processes forked from the compiler (which therefore already hold the sources,
+the imported compiler stages and the loaded template: nothing is sent to them) and
+collects the results through pipes. The parent works on a share of its own meanwhile.
 
 The result is the same as a plain loop, whatever the number of processes: results come
 back in input order, a share whose child fails (or dies) is computed again in the parent,
