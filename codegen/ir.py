@@ -272,9 +272,31 @@ def _spec_node(spec: FieldSpec) -> Node:
     return call_node("FieldSpec", parts)
 
 
-#: fields lowered so far in one module, by identity (an extension such as
-#: ``XWithReasoning`` shares its fields with ``X``): the field (kept alive), its IR, its spec
-_Lowered = dict[int, tuple[CheckedField, "FieldIR", FieldSpec]]
+class _Lowered:
+    """The fields of one module lowered so far, by identity: an extension such as
+    ``XWithReasoning`` shares its fields with ``X``, and they are lowered once. (Each entry
+    keeps its field, so that no other object can take its ``id``.)"""
+
+    def __init__(self, types: TypeResolver) -> None:
+        self.types = types
+        self._fields: dict[int, tuple[CheckedField, FieldIR, FieldSpec]] = {}
+        self._partials: dict[tuple[int, frozenset[str]], tuple[CheckedField, Node]] = {}
+
+    def field(self, field: CheckedField) -> tuple[FieldIR, FieldSpec]:
+        """:func:`_field_ir` of ``field``."""
+        done = self._fields.get(id(field))
+        if done is None:
+            done = self._fields[id(field)] = (field, *_field_ir(field, self.types))
+        return done[1], done[2]
+
+    def partial(self, field: CheckedField, whole: frozenset[str]) -> Node:
+        """:func:`_partial_attribute` of ``field``."""
+        key = (id(field), whole)
+        done = self._partials.get(key)
+        if done is None:
+            done = self._partials[key] = (field, _partial_attribute(field, whole))
+        return done[1]
+
 
 
 def _field_ir(field: CheckedField, types: TypeResolver) -> tuple[FieldIR, FieldSpec]:
@@ -333,16 +355,6 @@ def _specs_node(lead: str, fields: tuple[FieldIR, ...]) -> Node:
     return Bracket(f"{lead} = (", specs, ")", one_tuple=len(specs) == 1)
 
 
-def _field_ir_once(
-    field: CheckedField, types: TypeResolver, lowered: _Lowered
-) -> tuple[FieldIR, FieldSpec]:
-    """:func:`_field_ir`, once per field object of a module."""
-    done = lowered.get(id(field))
-    if done is None:
-        done = lowered[id(field)] = (field, *_field_ir(field, types))
-    return done[1], done[2]
-
-
 def _signature_ir(
     sig: CheckedSignature,
     types: TypeResolver,
@@ -350,13 +362,13 @@ def _signature_ir(
     inherited: str = "",
     whole: frozenset[str] = frozenset(),
 ) -> SignatureIR:
-    """``lowered``: the fields of the module lowered so far (see :data:`_Lowered`);
+    """``lowered``: the fields of the module lowered so far (see :class:`_Lowered`);
     ``inherited``: the instructions of the signature an extension extends (DSPy keeps
     them); ``whole``: see :func:`_partial_attribute`."""
     base = sig.extends or sig.name
     outputs_of = sig.outputs_from or sig.name
-    inputs = [_field_ir_once(f, types, lowered) for f in sig.inputs]
-    outputs = [_field_ir_once(f, types, lowered) for f in sig.outputs]
+    inputs = [lowered.field(f) for f in sig.inputs]
+    outputs = [lowered.field(f) for f in sig.outputs]
     in_specs = tuple(s for _, s in inputs)
     out_specs = tuple(s for _, s in outputs)
     instructions = (
@@ -388,7 +400,7 @@ def _signature_ir(
         inputs_model=f"{base}Inputs",
         outputs_model=f"{outputs_of}Outputs",
         partial_model=partial_name(f"{outputs_of}Outputs"),
-        partial_fields=tuple(_partial_attribute(f, whole) for f in sig.outputs),
+        partial_fields=tuple(lowered.partial(f, whole) for f in sig.outputs),
         define_inputs_model=sig.extends is None,
         define_outputs_model=sig.outputs_from is None,
         extends=sig.extends,
@@ -496,7 +508,7 @@ def lower(module: CheckedModule, types: TypeResolver) -> ModuleIR:
     """Lower a checked, extended module (name collisions were rejected by the checks)."""
     types = _KindTypes(types, module)
     whole = frozenset(tool_call_union(p) for p in module.predictors if p.kind == "react")
-    lowered: _Lowered = {}
+    lowered = _Lowered(types)
     by_name = {s.name: _signature_ir(s, types, lowered) for s in module.signatures}
     emitted = set(by_name)
     bases = {p.signature.name: p.signature for p in module.predictors}

