@@ -246,7 +246,7 @@ class _Tok:
 
 
 class _TokenLexer:
-    """The grammar of :func:`.lark_parse.parser`, built to hand back every token and comment.
+    """The grammar of :func:`.parse.parser`, built to hand back every token and comment.
 
     Comments are ignored by the grammar, so a lexer callback collects them while parsing.
     The other tokens come from the parse tree, built with ``keep_all_tokens`` so that the

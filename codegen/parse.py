@@ -1,99 +1,70 @@
-"""`.sig` text -> :class:`~.ast.SigFile`, or syntax diagnostics. Never raises on bad input.
-
-One language, two readers. The grammar (``grammar/sig.lark``) belongs to Lark's LALR
-parser (:mod:`.lark_parse`), which words syntax errors for people and recovers to report
-all of them. Most files have no syntax error, though, and for those the recursive-descent
-reader here is several times faster and needs no Lark at all (a one-file rebuild does
-not even import it). It follows the grammar rule by rule over tokens cut with the
-grammar's own terminal patterns, read from ``sig.lark``, and builds the same AST, spans
-included, with the same value helpers. Whenever it meets something it is not certain
-about -- any syntax error, a keyword or ``in``/``out`` where a name goes, brackets nested
-deeply -- it declines, and Lark parses the file: the errors, their recovery and every
-odd corner of the language stay Lark's. ``tests/test_parse.py`` checks that the readers
-agree on every example file and on fuzzed ones.
-"""
+"""`.sig` text -> :class:`~.ast.SigFile`, or syntax diagnostics. Never raises on bad input."""
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import inspect
 import json
 import re
-from collections.abc import Callable
 from functools import cache
 from importlib.resources import files
-from typing import NoReturn
+from typing import Any, TypeVar
+
+import lark
+from lark import Lark, Token, Transformer, Tree, v_args
+from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
+from lark.lexer import PatternStr
 
 from . import ast
 from .diagnostics import Diagnostic
 
-#: Words the reader never takes as a name: the keywords, and the directions, which Lark
-#: lexes by parser state (a declaration may legally start with one of them in places).
-_RESERVED = frozenset(
-    {"from", "import", "enum", "class", "tool", "signature", "predictor", "in", "out"}
-)
-#: The reader declines types and values nested deeper than this (Lark, whose tree is
-#: transformed recursively, then decides whether the file is too deep).
-_MAX_DEPTH = 32
+# How terminals are named to users in "expected ..." messages.
+_TERMINAL_WORDS = {
+    "NAME": "a name",
+    "STRING": "a string",
+    "DOCSTRING": 'a """docstring"""',
+    "NUMBER": "a number",
+    "DIRECTION": "`in` or `out`",
+    "$END": "end of file",
+}
 
 
-def parse(source: str, path: str) -> tuple[ast.SigFile | None, list[Diagnostic]]:
-    """Parse one file. Returns the AST (None after any syntax error) and all diagnostics.
+@cache
+def parser() -> Lark:
+    """The LALR parser, built once per process.
 
-    After a syntax error the broken declaration is blanked out and parsing starts again,
-    so one run reports the syntax errors of every declaration, not just the first."""
-    read = _Reader.read(source, path)
-    if read is not None:
-        return read
-    from .lark_parse import parse_with_lark
-
-    return parse_with_lark(source, path)
-
-
-# ---------------------------------------------------------------- values (both readers)
-
-
-def token_span(line: int, column: int, end_line: int, end_column: int) -> ast.Span:
-    return ast.Span(line, column, end_line, end_column)
-
-
-_JSON = json.JSONDecoder(strict=False)
-
-
-def string_value(raw: str, span: ast.Span, path: str, diagnostics: list[Diagnostic]) -> ast.StringValue:
-    """A ``STRING`` token's value (JSON escapes); a bad escape is an E103 in ``diagnostics``."""
+    Building the tables takes a good part of a second, so Lark keeps them in a file in
+    sigforge's cache folder, named by the grammar's hash (Lark also checks it on load);
+    without a writable cache folder the parser is built every time."""
+    grammar = files("sigforge.grammar").joinpath("sig.lark").read_text(encoding="utf-8")
+    options: dict[str, Any] = {"parser": "lalr", "propagate_positions": True, "maybe_placeholders": True}
+    digest = hashlib.sha256(f"{grammar}{sorted(options.items())}{lark.__version__}".encode()).hexdigest()
+    table: str | bool = False
     try:
-        # without a backslash there is nothing to decode (control characters are allowed)
-        value = _JSON.decode(raw) if "\\" in raw else raw[1:-1]
-    except json.JSONDecodeError as exc:
-        diagnostics.append(
-            Diagnostic(
-                path,
-                span,
-                "E103",
-                f"invalid escape sequence in string ({exc.msg.lower()})",
-                hint='strings use JSON escapes: \\" \\\\ \\n \\t \\uXXXX',
-            )
-        )
-        value = raw[1:-1]
-    return ast.StringValue(value, span)
+        from sigforge.runtime.cache import cache_dir
+
+        folder = cache_dir()
+        folder.mkdir(parents=True, exist_ok=True)
+        table = str(folder / f"grammar-{digest[:24]}.lark")
+    except OSError:
+        pass
+    return Lark(grammar, cache=table, **options)
 
 
-def number_value(raw: str, span: ast.Span, path: str, diagnostics: list[Diagnostic]) -> ast.NumberValue:
-    """A ``NUMBER`` token's value; too many digits is an E104 in ``diagnostics``."""
-    is_float = "." in raw or "e" in raw or "E" in raw
-    try:
-        value: int | float = float(raw) if is_float else int(raw)
-    except ValueError:  # more digits than Python converts
-        diagnostics.append(Diagnostic(path, span, "E104", "number has too many digits"))
-        value = 0
-    return ast.NumberValue(value, raw, span)
+def _span(tok: Token) -> ast.Span:
+    assert tok.line is not None and tok.column is not None
+    assert tok.end_line is not None and tok.end_column is not None
+    return ast.Span(tok.line, tok.column, tok.end_line, tok.end_column)
 
 
-def decode_docstring(raw: str) -> str:
+def _meta_span(meta: Any) -> ast.Span:
+    return ast.Span(meta.line, meta.column, meta.end_line, meta.end_column)
+
+
+def _decode_docstring(raw: str) -> str:
     """Text between triple quotes: ``\\\\`` and ``\\"`` are escapes, everything else is literal."""
     body = raw[3:-3]
-    if "\\" not in body:
-        return inspect.cleandoc(body)
     out: list[str] = []
     i = 0
     while i < len(body):
@@ -107,425 +78,336 @@ def decode_docstring(raw: str) -> str:
     return inspect.cleandoc("".join(out))
 
 
-def string_doc(raw: str, span: ast.Span, path: str, diagnostics: list[Diagnostic]) -> ast.Doc:
-    """A docstring written as a plain ``STRING``."""
-    return ast.Doc(inspect.cleandoc(string_value(raw, span, path, diagnostics).value), span)
+def _option(meta: Any, children: list[Any]) -> ast.Option:
+    name, value = children
+    return ast.Option(str(name), value, _meta_span(meta), _span(name))
 
 
-# ---------------------------------------------------------------- the fast reader
+class _Options(tuple[ast.Option, ...]):
+    pass
 
 
-class _Declined(Exception):
-    """The reader is not certain about the file: Lark must parse it."""
+class _Default:
+    def __init__(self, value: ast.Value) -> None:
+        self.value = value
 
 
-@cache
-def _patterns() -> tuple[re.Pattern[str], re.Pattern[str], re.Pattern[str]] | None:
-    """The token pattern (ignored text, then one of the terminals in Lark's order of
-    preference), the pattern of ignored text alone and the ``DIRECTION`` pattern, from the
-    grammar's terminal definitions; None (always Lark) if the grammar no longer defines
-    them as this reader expects."""
-    grammar = files("sigforge.grammar").joinpath("sig.lark").read_text(encoding="utf-8")
-    terminals = dict(re.findall(r"(?m)^([A-Z]+)(?:\.\d+)?:\s*/(.+)/\s*$", grammar))
-    ignored = re.findall(r"(?m)^%ignore\s+/(.+)/\s*$", grammar)
-    wanted = ("DOCSTRING", "STRING", "NUMBER", "NAME", "DIRECTION", "COMMENT")
-    if any(name not in terminals for name in wanted) or len(ignored) != 1:
-        return None
-    token = re.compile(
-        # blanks and comments before the token, possessive: never backtracked into
-        f"(?:{ignored[0]}|{terminals['COMMENT']})*+"
-        f"(?:(?P<DOCSTRING>{terminals['DOCSTRING']})|(?P<STRING>{terminals['STRING']})"
-        f"|(?P<NUMBER>{terminals['NUMBER']})|(?P<NAME>{terminals['NAME']})"
-        r"|(?P<punct>\.\.\.|->|[{}()\[\],:=|.]))"
-    )
-    ignorable = re.compile(f"(?:{ignored[0]}|{terminals['COMMENT']})*+")
-    return token, ignorable, re.compile(terminals["DIRECTION"])
+_Item = TypeVar("_Item")
 
 
-#: a token: kind (``NAME``, ``STRING``, ``DOCSTRING``, ``NUMBER`` or the punctuation
-#: itself), text, start offset, line, column, end line, end column (Lark's numbering)
-_Token = tuple[str, str, int, int, int, int, int]
-_END: _Token = ("$END", "", -1, 0, 0, 0, 0)
+def _block(children: list[Any], item: type[_Item]) -> tuple[str, ast.Doc | None, tuple[_Item, ...]]:
+    """``NAME { doc? item* }``: the name, the docstring and the items."""
+    doc = next((c for c in children[1:] if isinstance(c, ast.Doc)), None)
+    return str(children[0]), doc, tuple(c for c in children[1:] if isinstance(c, item))
 
 
-def _tokens(source: str, token: re.Pattern[str], ignorable: re.Pattern[str]) -> list[_Token]:
-    """The tokens of ``source`` (comments and blanks left out), then :data:`_END`;
-    declines on any character no terminal matches."""
-    tokens: list[_Token] = []
-    line, line_start, position = 1, 0, 0
-    for match in token.finditer(source):
-        if match.start() != position:  # no token here: only blanks and comments may follow
-            break
-        kind = match.lastgroup or ""
-        start, position = match.span(kind)
-        skipped = source.count("\n", match.start(), start)
-        if skipped:
-            line += skipped
-            line_start = source.rindex("\n", 0, start) + 1
-        text = match.group(kind)
-        column = start - line_start + 1
-        if kind == "DOCSTRING" and "\n" in text:
-            first_line = line
-            line += text.count("\n")
-            line_start = start + text.rindex("\n") + 1
-            tokens.append((kind, text, start, first_line, column, line, position - line_start + 1))
-            continue
-        if kind == "punct":
-            kind = text
-        tokens.append((kind, text, start, line, column, line, column + position - start))
-    if not ignorable.fullmatch(source, position):
-        raise _Declined
-    tokens.append(_END)
-    return tokens
+class _ToAst(Transformer[Token, Any]):
+    """Builds the AST bottom-up; string-escape problems are collected, not raised."""
 
-
-class _Reader:
-    """Recursive descent over the grammar; each method reads one rule at ``self.at``."""
-
-    def __init__(self, source: str, path: str, tokens: list[_Token], direction: re.Pattern[str]) -> None:
-        self.source = source
+    def __init__(self, path: str) -> None:
+        super().__init__()
         self.path = path
-        self.tokens = tokens
-        self.direction = direction
-        self.at = 0
-        self.depth = 0
         self.diagnostics: list[Diagnostic] = []
 
-    @classmethod
-    def read(cls, source: str, path: str) -> tuple[ast.SigFile, list[Diagnostic]] | None:
-        """The file's AST and value diagnostics, or None when Lark must parse it."""
-        patterns = _patterns()
-        if patterns is None:
-            return None
+    # -- values
+    def string_value(self, children: list[Token]) -> ast.StringValue:
+        tok = children[0]
         try:
-            tokens = _tokens(source, patterns[0], patterns[1])
-            reader = cls(source, path, tokens, patterns[2])
-            return reader.file(), reader.diagnostics
-        except (_Declined, RecursionError):
-            return None
+            value = json.loads(str(tok), strict=False)
+        except json.JSONDecodeError as exc:
+            self.diagnostics.append(
+                Diagnostic(
+                    self.path,
+                    _span(tok),
+                    "E103",
+                    f"invalid escape sequence in string ({exc.msg.lower()})",
+                    hint='strings use JSON escapes: \\" \\\\ \\n \\t \\uXXXX',
+                )
+            )
+            value = str(tok)[1:-1]
+        return ast.StringValue(value, _span(tok))
 
-    # -- tokens
+    def number_value(self, children: list[Token]) -> ast.NumberValue:
+        tok = children[0]
+        text = str(tok)
+        is_float = any(c in text for c in ".eE")
+        try:
+            value: int | float = float(text) if is_float else int(text)
+        except ValueError:  # more digits than Python converts
+            self.diagnostics.append(
+                Diagnostic(self.path, _span(tok), "E104", "number has too many digits")
+            )
+            value = 0
+        return ast.NumberValue(value, text, _span(tok))
 
-    def peek(self) -> _Token:
-        return self.tokens[self.at]  # the last token is _END
+    def name_value(self, children: list[Token]) -> ast.NameValue:
+        return ast.NameValue(str(children[0]), _span(children[0]))
 
-    def take(self, kind: str) -> _Token:
-        token = self.peek()
-        if token[0] != kind:
-            self.decline()
-        self.at += 1
-        return token
+    @v_args(meta=True)
+    def list_value(self, meta: Any, children: list[ast.Value | None]) -> ast.ListValue:
+        return ast.ListValue(tuple(c for c in children if c is not None), _meta_span(meta))
 
-    def name(self) -> _Token:
-        token = self.peek()
-        if token[0] != "NAME" or token[1] in _RESERVED:
-            self.decline()
-        self.at += 1
-        return token
+    # -- types
+    @v_args(meta=True)
+    def type(self, meta: Any, children: list[ast.TypeRef]) -> ast.TypeExpr:
+        return ast.TypeExpr(tuple(children), _meta_span(meta))
 
-    def decline(self) -> NoReturn:
-        raise _Declined
+    @v_args(meta=True)
+    def type_ref(self, meta: Any, children: list[Any]) -> ast.TypeRef:
+        name = children[0]
+        args = tuple(children[1]) if len(children) > 1 and children[1] is not None else None
+        return ast.TypeRef(str(name), args, _meta_span(meta), _span(name))
 
-    def span(self, token: _Token) -> ast.Span:
-        return ast.Span(token[3], token[4], token[5], token[6])
+    def type_args(self, children: list[Any]) -> list[Any]:
+        return [
+            ast.EllipsisArg(_span(c)) if isinstance(c, Token) and c.type == "ELLIPSIS" else c
+            for c in children
+        ]
 
-    def since(self, first: int) -> ast.Span:
-        """The span from token ``first`` to the last token taken (a rule's meta in Lark)."""
-        start, end = self.tokens[first], self.tokens[self.at - 1]
-        return ast.Span(start[3], start[4], end[5], end[6])
+    # -- declarations
+    @v_args(meta=True)
+    def option(self, meta: Any, children: list[Any]) -> ast.Option:
+        return _option(meta, children)
 
-    def string(self, token: _Token) -> ast.StringValue:
-        return string_value(token[1], self.span(token), self.path, self.diagnostics)
+    def options(self, children: list[ast.Option | None]) -> _Options:
+        return _Options(c for c in children if c is not None)
 
-    # -- rules
+    def default(self, children: list[ast.Value]) -> _Default:
+        return _Default(children[0])
 
-    def file(self) -> ast.SigFile:
-        doc = self.doc()
-        imports: list[ast.ImportDecl] = []
-        declarations: list[ast.Declaration] = []
-        readers: dict[str, Callable[[], ast.Declaration]] = {
-            "enum": self.enum_decl,
-            "class": self.class_decl,
-            "tool": self.tool_decl,
-            "signature": self.signature,
-            "predictor": self.predictor,
-        }
-        while self.tokens[self.at] is not _END:
-            kind, word = self.peek()[:2]
-            if kind != "NAME":
-                self.decline()
-            if word == "from":
-                imports.append(self.import_decl())
-            elif word in readers:
-                declarations.append(readers[word]())
-            else:
-                self.decline()
-        return ast.SigFile(self.path, doc, tuple(imports), tuple(declarations))
+    def doc(self, children: list[Token]) -> ast.Doc:
+        tok = children[0]
+        if tok.type == "DOCSTRING":
+            text = _decode_docstring(str(tok))
+        else:
+            text = inspect.cleandoc(self.string_value([tok]).value)
+        return ast.Doc(text, _span(tok))
 
-    def doc(self) -> ast.Doc | None:
-        token = self.peek()
-        if token[0] == "DOCSTRING":
-            self.at += 1
-            return ast.Doc(decode_docstring(token[1]), self.span(token))
-        if token[0] == "STRING":
-            self.at += 1
-            return string_doc(token[1], self.span(token), self.path, self.diagnostics)
-        return None
+    def description(self, children: list[Token]) -> ast.StringValue:
+        return self.string_value(children)
 
-    def import_decl(self) -> ast.ImportDecl:
-        first = self.at
-        self.at += 1  # from
-        path_first = self.at
-        parts = [self.name()[1]]
-        while self.peek()[0] == ".":
-            self.at += 1
-            parts.append(self.name()[1])
-        module_span = self.since(path_first)
-        keyword = self.take("NAME")
-        if keyword[1] != "import":
-            self.decline()
-        names = [self.name()]
-        while self.peek()[0] == ",":
-            self.at += 1
-            token = self.peek()
-            if token[0] != "NAME" or token[1] in _RESERVED:
-                break  # a trailing comma (a keyword starts the next declaration)
-            names.append(self.name())
+    @v_args(meta=True)
+    def param(self, meta: Any, children: list[Any]) -> ast.Field:
+        name, type_ = children[0], children[1]
+        options: tuple[ast.Option, ...] = ()
+        description: ast.StringValue | None = None
+        default: ast.Value | None = None
+        for extra in children[2:]:
+            if isinstance(extra, _Options):
+                options = tuple(extra)
+            elif isinstance(extra, ast.StringValue):
+                description = extra
+            elif isinstance(extra, _Default):
+                default = extra.value
+        return ast.Field(
+            None, str(name), type_, options, description, default, _meta_span(meta), _span(name)
+        )
+
+    @v_args(meta=True)
+    def field(self, meta: Any, children: list[Any]) -> ast.Field:
+        direction, param = children
+        assert isinstance(param, ast.Field)
+        return dataclasses.replace(
+            param, direction="in" if str(direction) == "in" else "out", span=_meta_span(meta)
+        )
+
+    @v_args(meta=True)
+    def enum_member(self, meta: Any, children: list[Any]) -> ast.EnumMember:
+        name = children[0]
+        value = next(
+            (self.string_value([c]) for c in children[1:] if isinstance(c, Token)), None
+        )
+        description = next((c for c in children[1:] if isinstance(c, ast.StringValue)), None)
+        return ast.EnumMember(str(name), value, description, _meta_span(meta), _span(name))
+
+    @v_args(meta=True)
+    def enum_decl(self, meta: Any, children: list[Any]) -> ast.EnumDecl:
+        name, doc, members = _block(children, ast.EnumMember)
+        return ast.EnumDecl(name, doc, members, _meta_span(meta), _span(children[0]))
+
+    @v_args(meta=True)
+    def class_decl(self, meta: Any, children: list[Any]) -> ast.ClassDecl:
+        name, doc, fields = _block(children, ast.Field)
+        return ast.ClassDecl(name, doc, fields, _meta_span(meta), _span(children[0]))
+
+    @v_args(meta=True)
+    def tool_decl(self, meta: Any, children: list[Any]) -> ast.ToolDecl:
+        name = children[0]
+        params = tuple(c for c in children[1:] if isinstance(c, ast.Field))
+        returns = next(c for c in children[1:] if isinstance(c, ast.TypeExpr))
+        description = next((c for c in children[1:] if isinstance(c, ast.StringValue)), None)
+        return ast.ToolDecl(str(name), params, returns, description, _meta_span(meta), _span(name))
+
+    @v_args(meta=True)
+    def module_path(self, meta: Any, children: list[Token]) -> tuple[str, ast.Span]:
+        return ".".join(str(c) for c in children), _meta_span(meta)
+
+    @v_args(meta=True)
+    def import_decl(self, meta: Any, children: list[Any]) -> ast.ImportDecl:
+        (module, module_span), names = children[0], children[1:]
         return ast.ImportDecl(
-            ".".join(parts),
-            tuple(ast.ImportedName(n[1], self.span(n)) for n in names),
-            self.since(first),
+            module,
+            tuple(ast.ImportedName(str(n), _span(n)) for n in names if n is not None),
+            _meta_span(meta),
             module_span,
         )
 
-    def enum_decl(self) -> ast.EnumDecl:
-        first = self.at
-        self.at += 1  # enum
-        name = self.name()
-        self.take("{")
-        doc = self.doc()
-        members: list[ast.EnumMember] = []
-        while self.peek()[0] == "NAME":
-            members.append(self.enum_member())
-        self.take("}")
-        return ast.EnumDecl(name[1], doc, tuple(members), self.since(first), self.span(name))
+    @v_args(meta=True)
+    def signature(self, meta: Any, children: list[Any]) -> ast.SignatureDecl:
+        name, doc, fields = _block(children, ast.Field)
+        return ast.SignatureDecl(name, doc, fields, _meta_span(meta), _span(children[0]))
 
-    def enum_member(self) -> ast.EnumMember:
-        first = self.at
-        name = self.name()
-        wire: _Token | None = None
-        if self.peek()[0] == "=":
-            self.at += 1
-            wire = self.take("STRING")
-        description = None
-        if self.peek()[0] == "STRING":
-            description = self.string(self.take("STRING"))
-        # Lark converts the description (a rule of its own) before the value token
-        value = self.string(wire) if wire is not None else None
-        return ast.EnumMember(name[1], value, description, self.since(first), self.span(name))
+    def positional_arg(self, children: list[Token]) -> ast.PositionalArg:
+        return ast.PositionalArg(str(children[0]), _span(children[0]))
 
-    def class_decl(self) -> ast.ClassDecl:
-        first = self.at
-        self.at += 1  # class
-        name = self.name()
-        self.take("{")
-        doc = self.doc()
-        fields: list[ast.Field] = []
-        while self.peek()[0] == "NAME":
-            fields.append(self.param())
-        self.take("}")
-        return ast.ClassDecl(name[1], doc, tuple(fields), self.since(first), self.span(name))
+    @v_args(meta=True)
+    def keyword_arg(self, meta: Any, children: list[Any]) -> ast.Option:
+        return _option(meta, children)
 
-    def tool_decl(self) -> ast.ToolDecl:
-        first = self.at
-        self.at += 1  # tool
-        name = self.name()
-        self.take("(")
-        params: list[ast.Field] = []
-        if self.peek()[0] != ")":
-            params.append(self.param())
-            while self.peek()[0] == ",":
-                self.at += 1
-                if self.peek()[0] == ")":
-                    break
-                params.append(self.param())
-        self.take(")")
-        self.take("->")
-        returns = self.type()
-        description = self.string(self.take("STRING")) if self.peek()[0] == "STRING" else None
-        return ast.ToolDecl(
-            name[1], tuple(params), returns, description, self.since(first), self.span(name)
-        )
-
-    def signature(self) -> ast.SignatureDecl:
-        first = self.at
-        self.at += 1  # signature
-        name = self.name()
-        self.take("{")
-        doc = self.doc()
-        fields: list[ast.Field] = []
-        while True:
-            token = self.peek()
-            if token[0] != "NAME" or not self.direction.match(self.source, token[2]):
-                break
-            field_first = self.at
-            self.at += 1
-            param = self.param()
-            fields.append(
-                ast.Field(
-                    "in" if token[1] == "in" else "out",
-                    param.name,
-                    param.type,
-                    param.options,
-                    param.description,
-                    param.default,
-                    self.since(field_first),
-                    param.name_span,
-                )
-            )
-        self.take("}")
-        return ast.SignatureDecl(name[1], doc, tuple(fields), self.since(first), self.span(name))
-
-    def param(self) -> ast.Field:
-        first = self.at
-        name = self.name()
-        self.take(":")
-        type_ = self.type()
-        options: tuple[ast.Option, ...] = ()
-        if self.peek()[0] == "(":
-            options = self.options()
-        description = self.string(self.take("STRING")) if self.peek()[0] == "STRING" else None
-        default = None
-        if self.peek()[0] == "=":
-            self.at += 1
-            default = self.value()
-        return ast.Field(
-            None, name[1], type_, options, description, default, self.since(first), self.span(name)
-        )
-
-    def options(self) -> tuple[ast.Option, ...]:
-        self.take("(")
-        options: list[ast.Option] = []
-        if self.peek()[0] != ")":
-            options.append(self.option())
-            while self.peek()[0] == ",":
-                self.at += 1
-                if self.peek()[0] == ")":
-                    break
-                options.append(self.option())
-        self.take(")")
-        return tuple(options)
-
-    def option(self) -> ast.Option:
-        first = self.at
-        name = self.name()
-        self.take("=")
-        value = self.value()
-        return ast.Option(name[1], value, self.since(first), self.span(name))
-
-    def predictor(self) -> ast.PredictorDecl:
-        first = self.at
-        self.at += 1  # predictor
-        name = self.name()
-        self.take("=")
-        kind = self.name()
-        self.take("(")
-        args: list[ast.PositionalArg] = []
-        options: list[ast.Option] = []
-        if self.peek()[0] != ")":
-            while True:
-                if self.peek() is not _END and self.tokens[self.at + 1][0] == "=":
-                    options.append(self.option())
-                else:
-                    arg = self.name()
-                    args.append(ast.PositionalArg(arg[1], self.span(arg)))
-                if self.peek()[0] != ",":
-                    break
-                self.at += 1
-                if self.peek()[0] == ")":
-                    break
-        self.take(")")
+    @v_args(meta=True)
+    def predictor(self, meta: Any, children: list[Any]) -> ast.PredictorDecl:
+        name, kind = children[0], children[1]
+        rest = [c for c in children[2:] if c is not None]
         return ast.PredictorDecl(
-            name[1],
-            kind[1],
-            tuple(args),
-            tuple(options),
-            self.since(first),
-            self.span(name),
-            self.span(kind),
+            str(name),
+            str(kind),
+            tuple(c for c in rest if isinstance(c, ast.PositionalArg)),
+            tuple(c for c in rest if isinstance(c, ast.Option)),
+            _meta_span(meta),
+            _span(name),
+            _span(kind),
         )
 
-    # -- types and values
+    def start(self, children: list[Any]) -> list[Any]:
+        return children
 
-    def type(self) -> ast.TypeExpr:
-        self.depth += 1
-        if self.depth > _MAX_DEPTH:
-            self.decline()
-        first = self.at
-        members = [self.type_ref()]
-        while self.peek()[0] == "|":
-            self.at += 1
-            members.append(self.type_ref())
-        self.depth -= 1
-        return ast.TypeExpr(tuple(members), self.since(first))
 
-    def type_ref(self) -> ast.TypeRef:
-        first = self.at
-        name = self.name()
-        args: tuple[ast.TypeExpr | ast.LiteralArg | ast.EllipsisArg, ...] | None = None
-        if self.peek()[0] == "[":
-            self.at += 1
-            found = [self.type_arg()]
-            while self.peek()[0] == ",":
-                self.at += 1
-                if self.peek()[0] == "]":
-                    break
-                found.append(self.type_arg())
-            self.take("]")
-            args = tuple(found)
-        return ast.TypeRef(name[1], args, self.since(first), self.span(name))
+def _describe_expected(names: set[str]) -> str:
+    terminals = {t.name: t for t in parser().terminals}
+    words: list[str] = []
+    for name in names:
+        if name in _TERMINAL_WORDS:
+            words.append(_TERMINAL_WORDS[name])
+        elif name in terminals and isinstance(terminals[name].pattern, PatternStr):
+            words.append(f"`{terminals[name].pattern.value}`")
+        else:
+            words.append(name.lower())
+    words = sorted(set(words))
+    if len(words) == 1:
+        return words[0]
+    return ", ".join(words[:-1]) + " or " + words[-1]
 
-    def type_arg(self) -> ast.TypeExpr | ast.LiteralArg | ast.EllipsisArg:
-        token = self.peek()
-        kind = token[0]
-        if kind == "NAME":
-            return self.type()
-        self.at += 1
-        if kind == "STRING":
-            return self.string(token)
-        if kind == "NUMBER":
-            return number_value(token[1], self.span(token), self.path, self.diagnostics)
-        if kind == "...":
-            return ast.EllipsisArg(self.span(token))
-        self.decline()
 
-    def value(self) -> ast.Value:
-        token = self.peek()
-        kind = token[0]
-        if kind == "STRING":
-            self.at += 1
-            return self.string(token)
-        if kind == "NUMBER":
-            self.at += 1
-            return number_value(token[1], self.span(token), self.path, self.diagnostics)
-        if kind == "NAME":
-            self.name()
-            return ast.NameValue(token[1], self.span(token))
-        if kind != "[":
-            self.decline()
-        self.depth += 1
-        if self.depth > _MAX_DEPTH:
-            self.decline()
-        first = self.at
-        self.at += 1
-        items: list[ast.Value] = []
-        if self.peek()[0] != "]":
-            items.append(self.value())
-            while self.peek()[0] == ",":
-                self.at += 1
-                if self.peek()[0] == "]":
-                    break
-                items.append(self.value())
-        self.take("]")
-        self.depth -= 1
-        return ast.ListValue(tuple(items), self.since(first))
+def _syntax_diagnostic(path: str, source: str, exc: UnexpectedInput) -> Diagnostic:
+    line, column = exc.line, exc.column
+    if isinstance(exc, UnexpectedCharacters):
+        pos = exc.pos_in_stream
+        ch = source[pos] if pos is not None and pos < len(source) else ""
+        hint = None
+        if ch == '"':
+            hint = 'a string must close on the line it opens; use """...""" for text over several lines'
+        return Diagnostic(
+            path,
+            ast.Span(line, column, line, column + 1),
+            "E101",
+            f"unexpected character {ch!r}",
+            hint=hint or f"expected {_describe_expected(set(exc.allowed or ()))}",
+        )
+    if isinstance(exc, UnexpectedToken | UnexpectedEOF):
+        tok = exc.token
+        expected = set(exc.expected)
+        if isinstance(exc, UnexpectedToken) and exc.interactive_parser is not None:
+            # The LALR table's lookahead set can include tokens that only a reduction
+            # would accept; ask the parser what it really accepts here.
+            expected = set(exc.interactive_parser.accepts()) or expected  # type: ignore[no-untyped-call]
+        if tok is None or tok.type == "$END":
+            lines = source.rstrip("\n").split("\n")
+            last = len(lines)
+            span = ast.Span(last, len(lines[-1]) + 1, last, len(lines[-1]) + 2)
+            what = "unexpected end of file"
+        else:
+            span = _span(tok)
+            what = f"unexpected {_token_words(tok)}"
+        hint = f"expected {_describe_expected(expected)}"
+        if tok is not None and tok.type == "STRING" and "STRING" not in expected:
+            hint += '; a description goes before the default: `name: type "description" = default`'
+        if "DIRECTION" in expected and tok is not None and tok.type == "NAME":
+            if str(tok) in ("in", "out"):
+                hint = f"`{tok}` starts a field and needs a field name, e.g. `{tok} answer: str`"
+            else:
+                hint += "; each field starts with `in` or `out`, e.g. `in question: str`"
+        return Diagnostic(path, span, "E102", what, hint=hint)
+    return Diagnostic(path, ast.Span(max(line, 1), max(column, 1), 1, 1), "E100", str(exc))
+
+
+def _token_words(tok: Token) -> str:
+    if tok.type in ("NAME", "NUMBER"):
+        return f"{_TERMINAL_WORDS[tok.type].split(' ', 1)[1]} `{tok}`"
+    if tok.type in ("STRING", "DOCSTRING"):
+        return "string"
+    return f"`{tok}`"
+
+
+# Where a top-level declaration starts: parsing resumes there after a syntax error.
+_DECLARATION_START = re.compile(
+    r"(?m)^[ \t]*(?=(?:signature|class|enum)[ \t]+\w+\s*\{|tool[ \t]+\w+\s*\("
+    r"|predictor[ \t]+\w+\s*=|from[ \t]+[\w.]+[ \t]+import\b)"
+)
+#: syntax errors reported per file before giving up on it
+MAX_SYNTAX_ERRORS = 50
+
+
+def _error_offset(exc: UnexpectedInput, text: str) -> int:
+    if isinstance(exc, UnexpectedCharacters):
+        return exc.pos_in_stream if exc.pos_in_stream is not None else len(text)
+    if isinstance(exc, UnexpectedToken) and exc.token.type != "$END":
+        start = exc.token.start_pos
+        return start if start is not None else len(text)
+    return len(text)
+
+
+def _broken_region(starts: list[int], offset: int, length: int) -> tuple[int, int]:
+    """The declaration around a syntax error at ``offset``, as a character range.
+
+    When the error is the keyword of the next declaration (an unclosed ``{``), the broken
+    one is the declaration before it."""
+    if offset in starts:
+        before = [s for s in starts if s < offset]
+        return (before[-1] if before else 0), offset
+    begin = max((s for s in starts if s <= offset), default=0)
+    return begin, min((s for s in starts if s > offset), default=length)
+
+
+def _blank(text: str, begin: int, end: int) -> str:
+    """``text`` with ``[begin, end)`` turned into spaces; newlines stay, so positions do too."""
+    return text[:begin] + re.sub(r"[^\n]", " ", text[begin:end]) + text[end:]
+
+
+def parse(source: str, path: str) -> tuple[ast.SigFile | None, list[Diagnostic]]:
+    """Parse one file. Returns the AST (None after any syntax error) and all diagnostics.
+
+    After a syntax error the broken declaration is blanked out and parsing starts again,
+    so one run reports the syntax errors of every declaration, not just the first."""
+    starts = [m.end() for m in _DECLARATION_START.finditer(source)]
+    text = source
+    diagnostics: list[Diagnostic] = []
+    while True:
+        try:
+            tree: Tree[Token] = parser().parse(text)
+        except UnexpectedInput as exc:
+            diagnostics.append(_syntax_diagnostic(path, text, exc))
+            begin, end = _broken_region(starts, _error_offset(exc, text), len(text))
+            blanked = _blank(text, begin, end)
+            if blanked == text or len(diagnostics) >= MAX_SYNTAX_ERRORS:
+                return None, diagnostics
+            text = blanked
+            continue
+        if diagnostics:
+            return None, diagnostics
+        break
+    builder = _ToAst(path)
+    children = builder.transform(tree)
+    doc = children[0] if children and isinstance(children[0], ast.Doc) else None
+    imports = tuple(c for c in children if isinstance(c, ast.ImportDecl))
+    decls = tuple(c for c in children if not isinstance(c, ast.Doc | ast.ImportDecl))
+    return ast.SigFile(path, doc, imports, decls), builder.diagnostics

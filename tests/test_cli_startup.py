@@ -54,15 +54,15 @@ def test_generate_with_nothing_to_compile_loads_no_compiler_stage(tmp_path: Path
     assert not any(again.values()), again
 
 
-def test_a_one_file_rebuild_does_not_load_lark(tmp_path: Path) -> None:
+def test_a_one_file_rebuild_loads_the_compiler_but_not_the_lm_client(tmp_path: Path) -> None:
     root = project(tmp_path)
     generate = ["generate", "--warnings", "hide"]
     loaded_by(generate, root)
     qa = root / "signatures" / "qa.sig"
     qa.write_text(qa.read_text(encoding="utf-8") + "\n# touched\n", encoding="utf-8")
     loaded = loaded_by(generate, root)
-    assert loaded["jinja2"] and loaded["sigforge.runtime.adapters"]
-    assert not loaded["lark"] and not loaded["sigforge.runtime.lm"] and not loaded["httpx"]
+    assert loaded["lark"] and loaded["jinja2"] and loaded["sigforge.runtime.adapters"]
+    assert not loaded["sigforge.runtime.lm"] and not loaded["httpx"]
 
 
 def test_version_loads_nothing_heavy(tmp_path: Path) -> None:
