@@ -7,12 +7,13 @@ import hashlib
 import inspect
 import json
 import re
+import threading
 from functools import cache
 from importlib.resources import files
 from typing import Any, TypeVar
 
 import lark
-from lark import Lark, Token, Transformer, Tree, v_args
+from lark import Lark, Token
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
 from lark.lexer import PatternStr
 
@@ -38,7 +39,7 @@ def parser() -> Lark:
     sigforge's cache folder, named by the grammar's hash (Lark also checks it on load);
     without a writable cache folder the parser is built every time."""
     grammar = files("sigforge.grammar").joinpath("sig.lark").read_text(encoding="utf-8")
-    options: dict[str, Any] = {"parser": "lalr", "propagate_positions": True, "maybe_placeholders": True}
+    options: dict[str, Any] = {"parser": "lalr", "keep_all_tokens": True, "maybe_placeholders": True}
     digest = hashlib.sha256(f"{grammar}{sorted(options.items())}{lark.__version__}".encode()).hexdigest()
     table: str | bool = False
     try:
@@ -49,7 +50,7 @@ def parser() -> Lark:
         table = str(folder / f"grammar-{digest[:24]}.lark")
     except OSError:
         pass
-    return Lark(grammar, cache=table, **options)
+    return Lark(grammar, cache=table, transformer=_BUILDER, **options)
 
 
 def _span(tok: Token) -> ast.Span:
@@ -58,13 +59,14 @@ def _span(tok: Token) -> ast.Span:
     return ast.Span(tok.line, tok.column, tok.end_line, tok.end_column)
 
 
-def _meta_span(meta: Any) -> ast.Span:
-    return ast.Span(meta.line, meta.column, meta.end_line, meta.end_column)
+_JSON = json.JSONDecoder(strict=False)
 
 
 def _decode_docstring(raw: str) -> str:
     """Text between triple quotes: ``\\\\`` and ``\\"`` are escapes, everything else is literal."""
     body = raw[3:-3]
+    if "\\" not in body:
+        return inspect.cleandoc(body)
     out: list[str] = []
     i = 0
     while i < len(body):
@@ -78,42 +80,75 @@ def _decode_docstring(raw: str) -> str:
     return inspect.cleandoc("".join(out))
 
 
-def _option(meta: Any, children: list[Any]) -> ast.Option:
-    name, value = children
-    return ast.Option(str(name), value, _meta_span(meta), _span(name))
+def _rule_span(children: list[Any]) -> ast.Span:
+    """The span of a rule from its first to its last child (a token, a node with a ``span``
+    or one of the helpers below; a rule never starts or ends with an optional ``[...]``, so
+    neither is a ``None`` placeholder): what Lark's position propagation gives a tree, for a
+    rule reduced straight into the AST."""
+    first, last = children[0], children[-1]
+    if isinstance(first, Token):
+        line, column = first.line, first.column
+    else:
+        line, column = first.span.line, first.span.column
+    if isinstance(last, Token):
+        end_line, end_column = last.end_line, last.end_column
+    else:
+        end_line, end_column = last.span.end_line, last.span.end_column
+    return ast.Span(line, column, end_line, end_column)  # type: ignore[arg-type]
 
 
-class _Options(tuple[ast.Option, ...]):
-    pass
+def _names(children: list[Any]) -> list[Token]:
+    return [c for c in children if isinstance(c, Token) and c.type == "NAME"]
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Options:
+    options: tuple[ast.Option, ...]
+    span: ast.Span
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
 class _Default:
-    def __init__(self, value: ast.Value) -> None:
-        self.value = value
+    value: ast.Value
+    span: ast.Span
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Part:
+    """A rule that only contributes to its parent: its value and its span."""
+
+    value: Any
+    span: ast.Span
 
 
 _Item = TypeVar("_Item")
 
 
-def _block(children: list[Any], item: type[_Item]) -> tuple[str, ast.Doc | None, tuple[_Item, ...]]:
-    """``NAME { doc? item* }``: the name, the docstring and the items."""
-    doc = next((c for c in children[1:] if isinstance(c, ast.Doc)), None)
-    return str(children[0]), doc, tuple(c for c in children[1:] if isinstance(c, item))
+def _block(children: list[Any], item: type[_Item]) -> tuple[Token, ast.Doc | None, tuple[_Item, ...]]:
+    """``KEYWORD NAME { doc? item* }``: the name, the docstring and the items."""
+    doc = next((c for c in children if isinstance(c, ast.Doc)), None)
+    return children[1], doc, tuple(c for c in children if isinstance(c, item))
 
 
-class _ToAst(Transformer[Token, Any]):
-    """Builds the AST bottom-up; string-escape problems are collected, not raised."""
+class _ToAst:
+    """Builds the AST while Lark parses (its rule callbacks: no parse tree is built);
+    string-escape problems are collected, not raised.
 
-    def __init__(self, path: str) -> None:
-        super().__init__()
-        self.path = path
+    Lark keeps every token (``keep_all_tokens``), so that a rule's span runs from its first
+    token to its last, keywords and brackets included. One instance serves the process's
+    parser; :func:`parse` sets ``path`` and ``diagnostics`` for each file."""
+
+    def __init__(self) -> None:
+        self.path = ""
         self.diagnostics: list[Diagnostic] = []
 
     # -- values
     def string_value(self, children: list[Token]) -> ast.StringValue:
         tok = children[0]
+        raw = str(tok)
         try:
-            value = json.loads(str(tok), strict=False)
+            # without a backslash there is nothing to decode (control characters are allowed)
+            value = _JSON.decode(raw) if "\\" in raw else raw[1:-1]
         except json.JSONDecodeError as exc:
             self.diagnostics.append(
                 Diagnostic(
@@ -124,13 +159,13 @@ class _ToAst(Transformer[Token, Any]):
                     hint='strings use JSON escapes: \\" \\\\ \\n \\t \\uXXXX',
                 )
             )
-            value = str(tok)[1:-1]
+            value = raw[1:-1]
         return ast.StringValue(value, _span(tok))
 
     def number_value(self, children: list[Token]) -> ast.NumberValue:
         tok = children[0]
         text = str(tok)
-        is_float = any(c in text for c in ".eE")
+        is_float = "." in text or "e" in text or "E" in text
         try:
             value: int | float = float(text) if is_float else int(text)
         except ValueError:  # more digits than Python converts
@@ -143,37 +178,39 @@ class _ToAst(Transformer[Token, Any]):
     def name_value(self, children: list[Token]) -> ast.NameValue:
         return ast.NameValue(str(children[0]), _span(children[0]))
 
-    @v_args(meta=True)
-    def list_value(self, meta: Any, children: list[ast.Value | None]) -> ast.ListValue:
-        return ast.ListValue(tuple(c for c in children if c is not None), _meta_span(meta))
+    def list_value(self, children: list[Any]) -> ast.ListValue:
+        items = tuple(c for c in children if c is not None and not isinstance(c, Token))
+        return ast.ListValue(items, _rule_span(children))
 
     # -- types
-    @v_args(meta=True)
-    def type(self, meta: Any, children: list[ast.TypeRef]) -> ast.TypeExpr:
-        return ast.TypeExpr(tuple(children), _meta_span(meta))
+    def type(self, children: list[Any]) -> ast.TypeExpr:
+        members = tuple(c for c in children if isinstance(c, ast.TypeRef))
+        return ast.TypeExpr(members, _rule_span(children))
 
-    @v_args(meta=True)
-    def type_ref(self, meta: Any, children: list[Any]) -> ast.TypeRef:
+    def type_ref(self, children: list[Any]) -> ast.TypeRef:
         name = children[0]
-        args = tuple(children[1]) if len(children) > 1 and children[1] is not None else None
-        return ast.TypeRef(str(name), args, _meta_span(meta), _span(name))
+        args = tuple(children[1].value) if len(children) > 1 else None
+        return ast.TypeRef(str(name), args, _rule_span(children), _span(name))
 
-    def type_args(self, children: list[Any]) -> list[Any]:
-        return [
-            ast.EllipsisArg(_span(c)) if isinstance(c, Token) and c.type == "ELLIPSIS" else c
-            for c in children
+    def type_args(self, children: list[Any]) -> _Part:
+        args = [
+            ast.EllipsisArg(_span(c)) if isinstance(c, Token) else c
+            for c in children[1:-1]
+            if not isinstance(c, Token) or c.type == "ELLIPSIS"
         ]
+        return _Part(args, _rule_span(children))
 
     # -- declarations
-    @v_args(meta=True)
-    def option(self, meta: Any, children: list[Any]) -> ast.Option:
-        return _option(meta, children)
+    def option(self, children: list[Any]) -> ast.Option:
+        name, value = children[0], children[-1]
+        return ast.Option(str(name), value, _rule_span(children), _span(name))
 
-    def options(self, children: list[ast.Option | None]) -> _Options:
-        return _Options(c for c in children if c is not None)
+    def options(self, children: list[Any]) -> _Options:
+        found = tuple(c for c in children if isinstance(c, ast.Option))
+        return _Options(found, _rule_span(children))
 
-    def default(self, children: list[ast.Value]) -> _Default:
-        return _Default(children[0])
+    def default(self, children: list[Any]) -> _Default:
+        return _Default(children[-1], _rule_span(children))
 
     def doc(self, children: list[Token]) -> ast.Doc:
         tok = children[0]
@@ -186,100 +223,102 @@ class _ToAst(Transformer[Token, Any]):
     def description(self, children: list[Token]) -> ast.StringValue:
         return self.string_value(children)
 
-    @v_args(meta=True)
-    def param(self, meta: Any, children: list[Any]) -> ast.Field:
-        name, type_ = children[0], children[1]
+    def param(self, children: list[Any]) -> ast.Field:
+        name, type_ = children[0], children[2]
         options: tuple[ast.Option, ...] = ()
         description: ast.StringValue | None = None
         default: ast.Value | None = None
-        for extra in children[2:]:
+        for extra in children[3:]:
             if isinstance(extra, _Options):
-                options = tuple(extra)
+                options = extra.options
             elif isinstance(extra, ast.StringValue):
                 description = extra
             elif isinstance(extra, _Default):
                 default = extra.value
         return ast.Field(
-            None, str(name), type_, options, description, default, _meta_span(meta), _span(name)
+            None, str(name), type_, options, description, default, _rule_span(children), _span(name)
         )
 
-    @v_args(meta=True)
-    def field(self, meta: Any, children: list[Any]) -> ast.Field:
-        direction, param = children
-        assert isinstance(param, ast.Field)
-        return dataclasses.replace(
-            param, direction="in" if str(direction) == "in" else "out", span=_meta_span(meta)
+    def field(self, children: list[Any]) -> ast.Field:
+        direction, p = children
+        assert isinstance(p, ast.Field)
+        return ast.Field(
+            "in" if str(direction) == "in" else "out",
+            p.name,
+            p.type,
+            p.options,
+            p.description,
+            p.default,
+            _rule_span(children),
+            p.name_span,
         )
 
-    @v_args(meta=True)
-    def enum_member(self, meta: Any, children: list[Any]) -> ast.EnumMember:
+    def enum_member(self, children: list[Any]) -> ast.EnumMember:
         name = children[0]
         value = next(
-            (self.string_value([c]) for c in children[1:] if isinstance(c, Token)), None
+            (self.string_value([c]) for c in children[1:] if isinstance(c, Token) and c.type == "STRING"),
+            None,
         )
         description = next((c for c in children[1:] if isinstance(c, ast.StringValue)), None)
-        return ast.EnumMember(str(name), value, description, _meta_span(meta), _span(name))
+        return ast.EnumMember(str(name), value, description, _rule_span(children), _span(name))
 
-    @v_args(meta=True)
-    def enum_decl(self, meta: Any, children: list[Any]) -> ast.EnumDecl:
+    def enum_decl(self, children: list[Any]) -> ast.EnumDecl:
         name, doc, members = _block(children, ast.EnumMember)
-        return ast.EnumDecl(name, doc, members, _meta_span(meta), _span(children[0]))
+        return ast.EnumDecl(str(name), doc, members, _rule_span(children), _span(name))
 
-    @v_args(meta=True)
-    def class_decl(self, meta: Any, children: list[Any]) -> ast.ClassDecl:
+    def class_decl(self, children: list[Any]) -> ast.ClassDecl:
         name, doc, fields = _block(children, ast.Field)
-        return ast.ClassDecl(name, doc, fields, _meta_span(meta), _span(children[0]))
+        return ast.ClassDecl(str(name), doc, fields, _rule_span(children), _span(name))
 
-    @v_args(meta=True)
-    def tool_decl(self, meta: Any, children: list[Any]) -> ast.ToolDecl:
-        name = children[0]
-        params = tuple(c for c in children[1:] if isinstance(c, ast.Field))
-        returns = next(c for c in children[1:] if isinstance(c, ast.TypeExpr))
-        description = next((c for c in children[1:] if isinstance(c, ast.StringValue)), None)
-        return ast.ToolDecl(str(name), params, returns, description, _meta_span(meta), _span(name))
+    def tool_decl(self, children: list[Any]) -> ast.ToolDecl:
+        name = children[1]
+        params = tuple(c for c in children if isinstance(c, ast.Field))
+        returns = next(c for c in children if isinstance(c, ast.TypeExpr))
+        description = next((c for c in children if isinstance(c, ast.StringValue)), None)
+        return ast.ToolDecl(str(name), params, returns, description, _rule_span(children), _span(name))
 
-    @v_args(meta=True)
-    def module_path(self, meta: Any, children: list[Token]) -> tuple[str, ast.Span]:
-        return ".".join(str(c) for c in children), _meta_span(meta)
+    def module_path(self, children: list[Token]) -> _Part:
+        return _Part(".".join(str(c) for c in _names(children)), _rule_span(children))
 
-    @v_args(meta=True)
-    def import_decl(self, meta: Any, children: list[Any]) -> ast.ImportDecl:
-        (module, module_span), names = children[0], children[1:]
+    def import_decl(self, children: list[Any]) -> ast.ImportDecl:
+        module = children[1]
+        assert isinstance(module, _Part)
         return ast.ImportDecl(
-            module,
-            tuple(ast.ImportedName(str(n), _span(n)) for n in names if n is not None),
-            _meta_span(meta),
-            module_span,
+            module.value,
+            tuple(ast.ImportedName(str(n), _span(n)) for n in _names(children)),
+            _rule_span(children),
+            module.span,
         )
 
-    @v_args(meta=True)
-    def signature(self, meta: Any, children: list[Any]) -> ast.SignatureDecl:
+    def signature(self, children: list[Any]) -> ast.SignatureDecl:
         name, doc, fields = _block(children, ast.Field)
-        return ast.SignatureDecl(name, doc, fields, _meta_span(meta), _span(children[0]))
+        return ast.SignatureDecl(str(name), doc, fields, _rule_span(children), _span(name))
 
     def positional_arg(self, children: list[Token]) -> ast.PositionalArg:
         return ast.PositionalArg(str(children[0]), _span(children[0]))
 
-    @v_args(meta=True)
-    def keyword_arg(self, meta: Any, children: list[Any]) -> ast.Option:
-        return _option(meta, children)
+    def keyword_arg(self, children: list[Any]) -> ast.Option:
+        return self.option(children)
 
-    @v_args(meta=True)
-    def predictor(self, meta: Any, children: list[Any]) -> ast.PredictorDecl:
-        name, kind = children[0], children[1]
-        rest = [c for c in children[2:] if c is not None]
+    def predictor(self, children: list[Any]) -> ast.PredictorDecl:
+        name, kind = _names(children)
         return ast.PredictorDecl(
             str(name),
             str(kind),
-            tuple(c for c in rest if isinstance(c, ast.PositionalArg)),
-            tuple(c for c in rest if isinstance(c, ast.Option)),
-            _meta_span(meta),
+            tuple(c for c in children if isinstance(c, ast.PositionalArg)),
+            tuple(c for c in children if isinstance(c, ast.Option)),
+            _rule_span(children),
             _span(name),
             _span(kind),
         )
 
     def start(self, children: list[Any]) -> list[Any]:
         return children
+
+
+#: the one builder of the process's parser, and the lock that gives it to one file at a time
+_BUILDER = _ToAst()
+_PARSING = threading.Lock()
 
 
 def _describe_expected(names: set[str]) -> str:
@@ -391,23 +430,24 @@ def parse(source: str, path: str) -> tuple[ast.SigFile | None, list[Diagnostic]]
     starts = [m.end() for m in _DECLARATION_START.finditer(source)]
     text = source
     diagnostics: list[Diagnostic] = []
-    while True:
-        try:
-            tree: Tree[Token] = parser().parse(text)
-        except UnexpectedInput as exc:
-            diagnostics.append(_syntax_diagnostic(path, text, exc))
-            begin, end = _broken_region(starts, _error_offset(exc, text), len(text))
-            blanked = _blank(text, begin, end)
-            if blanked == text or len(diagnostics) >= MAX_SYNTAX_ERRORS:
+    with _PARSING:  # one builder per process (see _ToAst)
+        while True:
+            _BUILDER.path, _BUILDER.diagnostics = path, []
+            try:
+                children: list[Any] = parser().parse(text)  # type: ignore[assignment]
+            except UnexpectedInput as exc:
+                diagnostics.append(_syntax_diagnostic(path, text, exc))
+                begin, end = _broken_region(starts, _error_offset(exc, text), len(text))
+                blanked = _blank(text, begin, end)
+                if blanked == text or len(diagnostics) >= MAX_SYNTAX_ERRORS:
+                    return None, diagnostics
+                text = blanked
+                continue
+            if diagnostics:
                 return None, diagnostics
-            text = blanked
-            continue
-        if diagnostics:
-            return None, diagnostics
-        break
-    builder = _ToAst(path)
-    children = builder.transform(tree)
+            break
+        values = _BUILDER.diagnostics
     doc = children[0] if children and isinstance(children[0], ast.Doc) else None
     imports = tuple(c for c in children if isinstance(c, ast.ImportDecl))
     decls = tuple(c for c in children if not isinstance(c, ast.Doc | ast.ImportDecl))
-    return ast.SigFile(path, doc, imports, decls), builder.diagnostics
+    return ast.SigFile(path, doc, imports, decls), values
