@@ -10,8 +10,10 @@ the runtime's adapters.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import keyword
+import os
 import re
 from collections.abc import Collection
 from dataclasses import dataclass, field, replace
@@ -54,9 +56,15 @@ class CompileResult:
 def display_path(path: Path) -> str:
     """The path as a user should see it: relative to the working directory when below it."""
     try:
-        return path.resolve().relative_to(Path.cwd().resolve()).as_posix()
+        return path.resolve().relative_to(_resolved(os.getcwd())).as_posix()
     except ValueError:
         return path.as_posix()
+
+
+@functools.lru_cache(maxsize=8)
+def _resolved(folder: str) -> Path:
+    """``folder`` resolved (the working directory: once per directory, not once per file)."""
+    return Path(folder).resolve()
 
 
 def find_sources(src: Path) -> list[Path]:
@@ -357,6 +365,8 @@ def _read_sources(src: Path, root_label: str, result: CompileResult) -> dict[str
     units: dict[str, _Unit] = {}
     sources = find_sources(src)
     module_paths = {p.relative_to(src).with_suffix("").as_posix() for p in sources}
+    # every folder that holds a module, at any depth (a file may not be named like one)
+    folders = {m[:i] for m in module_paths for i, ch in enumerate(m) if ch == "/"}
     for path in sources:
         rel = path.relative_to(src)
         shown = display_path(path)
@@ -370,7 +380,7 @@ def _read_sources(src: Path, root_label: str, result: CompileResult) -> dict[str
         result.sources[shown] = text
         parts = [*rel.parent.parts, rel.stem]
         bad = [p for p in parts if not p.isidentifier() or keyword.iskeyword(p) or p.startswith("__")]
-        clash = any(m.startswith(f"{'/'.join(parts)}/") for m in module_paths)
+        clash = "/".join(parts) in folders
         if bad or clash:
             message = (
                 f"`{bad[0]}` cannot be a generated module name"
