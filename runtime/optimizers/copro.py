@@ -60,7 +60,7 @@ from .base import Optimizer, ProgramT, callable_name, deep_copy, progress_bar, t
 if TYPE_CHECKING:
     import random
 
-    from ..lm import BaseLM
+    from sigforge.runtime.lm import BaseLM  # the name the generated prompt predictors use
 
 __all__ = ["COPRO"]
 

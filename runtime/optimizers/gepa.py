@@ -85,7 +85,7 @@ from .base import Optimizer, ProgramT, callable_name, deep_copy, progress_bar, t
 if TYPE_CHECKING:
     from tqdm import tqdm
 
-    from ..lm import BaseLM
+    from sigforge.runtime.lm import BaseLM  # the name the generated prompt predictors use
 
 __all__ = ["GEPA", "auto_budget"]
 

@@ -89,7 +89,7 @@ from .base import Optimizer, ProgramT, callable_name, deep_copy, progress_bar, t
 if TYPE_CHECKING:
     import optuna
 
-    from ..lm import BaseLM
+    from sigforge.runtime.lm import BaseLM  # the name the generated prompt predictors use
 
 __all__ = ["AUTO_RUN_SETTINGS", "TIPS", "MIPROv2"]
 
