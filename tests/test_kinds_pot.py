@@ -68,8 +68,10 @@ def first_code(problem: str) -> str:
 def repaired(code: str, error: str) -> str:
     if "is not defined" in error:
         return code.replace("len(number)", "len(numbers)")
-    if "timed out" in error or "printed nothing" in error:
-        return "print(1 + 1)" if "timed out" in error else code + "\nprint(average)"
+    if "timed out" in error or "CPU time limit" in error:
+        return "print(1 + 1)"
+    if "printed nothing" in error:
+        return code + "\nprint(average)"
     return code  # it does not know how to fix other errors
 
 
@@ -131,14 +133,22 @@ def test_after_max_iters_a_typed_error_names_the_last_error(math: ModuleType) ->
         math.Solver(lm=ScriptedLM(model), max_iters=1)(problem="Something impossible.")
 
 
-def test_sandbox_limits_are_configurable(math: ModuleType) -> None:
+@pytest.mark.parametrize(
+    ("limits", "error"),
+    [
+        # Each limit is set well inside the other, so which one stops the loop never depends on load.
+        (SandboxLimits(timeout=1.0, cpu_seconds=30), "timed out after 1s"),
+        (SandboxLimits(timeout=30.0, cpu_seconds=1), "CPU time limit of 1s exceeded"),
+    ],
+)
+def test_sandbox_limits_are_configurable(math: ModuleType, limits: SandboxLimits, error: str) -> None:
     lm = ScriptedLM(model)
-    solver = math.Solver(lm=lm, limits=SandboxLimits(timeout=1.0, cpu_seconds=1))
-    assert solver.sandbox.limits.timeout == 1.0
+    solver = math.Solver(lm=lm, limits=limits)
+    assert solver.sandbox.limits == limits
     out = solver(problem="Loop forever, then say 2.")
     assert out.answer == 2.0
     repair = sections(str(lm.requests[1].messages[-1]["content"]))
-    assert "timed out" in repair["error"]
+    assert repair["error"] == error
 
 
 def test_async_runs_the_code_as_a_subprocess_of_the_loop(math: ModuleType) -> None:
