@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import builtins
 import difflib
+import functools
 import json
 import keyword
 import math
@@ -98,6 +99,13 @@ DEFAULT_COUNTS: dict[tuple[str, str], int] = {
 #: the largest max_iters, m or n accepted (a typo like `m=300` would be a costly run)
 _MAX_COUNT = 100
 TYPE_NAMES = (*PRIMITIVES, "list", "dict", "tuple", "Literal", "None", "Image")
+#: the types that take no arguments, by name (made once: types are immutable values)
+_SIMPLE_TYPES: dict[str, SigType] = {
+    **{name: Primitive(name) for name in PRIMITIVES},
+    "None": NoneType_(),
+    "Image": ImageType(),
+}
+_STR, _INT, _FLOAT = _SIMPLE_TYPES["str"], _SIMPLE_TYPES["int"], _SIMPLE_TYPES["float"]
 # Names users coming from Python typing or other languages reach for.
 _TYPE_ALIASES = {
     "string": "str",
@@ -162,10 +170,13 @@ _RESERVED_MEMBER_NAMES = frozenset({"name", "value", "mro"} | {n for n in dir(st
 RESERVED_FIELD_NAMES = frozenset({"completed", "self"})
 
 
-def _pydantic_reserved() -> frozenset[str]:
+@functools.cache
+def _reserved_field_names() -> frozenset[str]:
+    """:data:`RESERVED_FIELD_NAMES` and the attributes of pydantic's ``BaseModel`` (the same
+    for every module: computed once)."""
     from pydantic import BaseModel
 
-    return frozenset(n for n in dir(BaseModel) if not n.startswith("__"))
+    return frozenset(n for n in dir(BaseModel) if not n.startswith("__")) | RESERVED_FIELD_NAMES
 
 
 def did_you_mean(name: str, candidates: Iterable[str]) -> str | None:
@@ -230,9 +241,12 @@ class Checker:
         self.source = source
         self.module = module
         self.diagnostics: list[Diagnostic] = []
+        #: how many of ``diagnostics`` are errors (counted as they are reported: a
+        #: declaration's check compares the count before and after)
+        self._error_count = 0
         #: modules already checked, for imported declarations
         self._exports = dict(exports or {})
-        self._reserved_fields = _pydantic_reserved() | RESERVED_FIELD_NAMES
+        self._reserved_fields = _reserved_field_names()
         # Every visible top-level name: declared here first, then imported.
         self.symbols: dict[str, Symbol] = {}
         for decl in sig_file.declarations:
@@ -242,9 +256,8 @@ class Checker:
             self.symbols.setdefault(name, sym)
         # Every name at the top level of the generated module: a field may not shadow one,
         # because model classes and predictors refer to them in their own scope.
-        self._module_names = set(RESERVED_MODULE_NAMES)
-        for sym in self.symbols.values():
-            self._module_names |= set(generated_names(sym.decl))
+        self._generated = {name: generated_names(sym.decl) for name, sym in self.symbols.items()}
+        self._module_names = RESERVED_MODULE_NAMES.union(*self._generated.values())
         self.used_types: set[tuple[str, str]] = set()
         self._used_names: set[str] = set()
         self._import_spans = {n.name: n.span for imp in sig_file.imports for n in imp.names}
@@ -255,12 +268,13 @@ class Checker:
     # ------------------------------------------------------------ helpers
     def error(self, span: ast.Span, code: str, message: str, hint: str | None = None) -> None:
         self.diagnostics.append(Diagnostic(self.file.path, span, code, message, hint))
+        self._error_count += 1
 
     def warning(self, span: ast.Span, code: str, message: str, hint: str | None = None) -> None:
         self.diagnostics.append(Diagnostic(self.file.path, span, code, message, hint, "warning"))
 
     def _errors(self) -> int:
-        return sum(d.severity == "error" for d in self.diagnostics)
+        return self._error_count
 
     @property
     def failed(self) -> bool:
@@ -345,8 +359,8 @@ class Checker:
     def _check_generated_names(self) -> None:
         """Two declarations may not generate the same class (e.g. `A` and `AInputs`)."""
         owners: dict[str, Symbol] = {}
-        for sym in self.symbols.values():
-            for name in generated_names(sym.decl):
+        for symbol_name, sym in self.symbols.items():
+            for name in self._generated[symbol_name]:
                 other = owners.setdefault(name, sym)
                 if other.name != sym.name:  # the same name twice is E206
                     where = (
@@ -627,6 +641,8 @@ class Checker:
 
     # ------------------------------------------------------------ types
     def _type(self, expr: ast.TypeExpr) -> SigType | None:
+        if len(expr.members) == 1:  # the usual case: not a union
+            return self._type_ref(expr.members[0])
         members = [self._type_ref(m) for m in expr.members]
         if any(m is None for m in members):
             return None
@@ -690,18 +706,17 @@ class Checker:
 
     def _type_ref(self, ref: ast.TypeRef) -> SigType | None:
         name, args = ref.name, ref.args
+        simple = _SIMPLE_TYPES.get(name)
+        if simple is not None:
+            if args is not None:
+                self.error(ref.span, "E202", f"`{name}` takes no type arguments")
+                return None
+            return simple
         if name not in TYPE_NAMES:
             if name in self.symbols:
                 return self._declared_type(ref)
             self._unknown_type(ref)
             return None
-        if name in PRIMITIVES or name in ("None", "Image"):
-            if args is not None:
-                self.error(ref.span, "E202", f"`{name}` takes no type arguments")
-                return None
-            if name == "None":
-                return NoneType_()
-            return ImageType() if name == "Image" else Primitive(name)
         if name == "Literal":
             return self._literal(ref)
         if name == "tuple":
@@ -722,7 +737,7 @@ class Checker:
         if name == "list":
             return ListOf(resolved[0])
         key = resolved[0]
-        if not (key in (Primitive("str"), Primitive("int")) or _is_enum(key)):
+        if not (key in (_STR, _INT) or _is_enum(key)):
             self.error(
                 args[0].span,
                 "E202",
@@ -807,6 +822,8 @@ class Checker:
         self, f: ast.Field, t: SigType
     ) -> tuple[tuple[tuple[str, int | float | str], ...], str | None, str]:
         """The field's constraints (pydantic keywords, in a stable order), prefix and format."""
+        if not f.options:  # the usual case
+            return (), None, ""
         base = strip_optional(t)
         found: dict[str, tuple[int | float | str, ast.Option]] = {}
         texts: dict[str, str] = {}
@@ -829,7 +846,7 @@ class Checker:
                 )
                 continue
             pyname, applies = _CONSTRAINTS[opt.name]
-            if base == Primitive("int") and applies == _NUMERIC and isinstance(opt.value, ast.NumberValue) and not isinstance(opt.value.value, int):
+            if base == _INT and applies == _NUMERIC and isinstance(opt.value, ast.NumberValue) and not isinstance(opt.value.value, int):
                 self.error(
                     opt.value.span,
                     "E303",
@@ -1253,9 +1270,9 @@ def _close(name: str, candidates: list[str]) -> str | None:
 
 def _applies(applies: str, t: SigType) -> bool:
     if applies == _NUMERIC:
-        return t in (Primitive("int"), Primitive("float"))
+        return t in (_INT, _FLOAT)
     if applies == "str":
-        return t == Primitive("str")
+        return t == _STR
     return isinstance(t, ListOf | DictOf)
 
 
