@@ -8,14 +8,23 @@ import inspect
 import json
 import re
 import threading
+from collections.abc import Iterator
 from functools import cache
 from importlib.resources import files
 from typing import Any, TypeVar
 
 import lark
 from lark import Lark, Token
+from lark.common import LexerConf
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
-from lark.lexer import PatternStr
+from lark.lexer import (
+    BasicLexer,
+    ContextualLexer,
+    Lexer,
+    LexerState,
+    PatternStr,
+    UnlessCallback,
+)
 
 from . import ast
 from .diagnostics import Diagnostic
@@ -39,7 +48,12 @@ def parser() -> Lark:
     sigforge's cache folder, named by the grammar's hash (Lark also checks it on load);
     without a writable cache folder the parser is built every time."""
     grammar = files("sigforge.grammar").joinpath("sig.lark").read_text(encoding="utf-8")
-    options: dict[str, Any] = {"parser": "lalr", "keep_all_tokens": True, "maybe_placeholders": True}
+    options: dict[str, Any] = {
+        "parser": "lalr",
+        "lexer": _Lexer,
+        "keep_all_tokens": True,
+        "maybe_placeholders": True,
+    }
     digest = hashlib.sha256(f"{grammar}{sorted(options.items())}{lark.__version__}".encode()).hexdigest()
     table: str | bool = False
     try:
@@ -50,7 +64,110 @@ def parser() -> Lark:
         table = str(folder / f"grammar-{digest[:24]}.lark")
     except OSError:
         pass
-    return Lark(grammar, cache=table, transformer=_BUILDER, **options)
+    lark_parser = Lark(grammar, cache=table, transformer=_BUILDER, **options)
+    # The lexer's tables come from the parse table, which Lark only hands to the lexer
+    # while parsing: parsing the empty file builds them now (before a spread build forks;
+    # no rule but ``start`` runs, so the shared builder is not disturbed).
+    lark_parser.parse("")
+    return lark_parser
+
+
+#: ``Token(type, value, start_pos, line, column, end_line, end_column, end_pos)`` without the
+#: check for the deprecated ``type_`` keyword that makes ``Token()`` twice as slow
+_new_token = getattr(Token, "_future_new", Token)
+
+#: a state's lexer: its compiled regex's ``match``, the terminals whose text may hold a
+#: newline, and the keywords a NAME turns into in this state (``"signature"`` -> SIGNATURE)
+_StateLexer = tuple[Any, frozenset[str], dict[str, str]]
+
+
+class _Lexer(Lexer):
+    """Lark's contextual lexer with a faster loop for text that lexes.
+
+    The contextual lexer matches, in each parser state, only the terminals that state
+    accepts (a keyword where a name is expected lexes as a NAME). This class uses the very
+    same per-state regexes, priorities and keyword lists, built by Lark's
+    :class:`~lark.lexer.ContextualLexer`, but scans in one loop with local variables: the
+    ignored whitespace and comments are skipped with one regex (no other terminal starts
+    with a blank or ``#``, so they never compete), and line and column are counted per
+    token, as Lark's line counter does. That halves the lexer's time per token. Where no
+    terminal of the state matches, the position is handed to Lark's own contextual lexer,
+    which raises the very same error (and its expected terminals) it always did.
+    """
+
+    __future_interface__ = 2  # lex() gets the lexer and parser states
+
+    def __init__(self, conf: LexerConf) -> None:
+        self._conf = conf
+        ignored = "|".join(conf.terminals_by_name[name].pattern.to_regexp() for name in conf.ignore)
+        self._skip = re.compile(f"(?:{ignored})+").match
+        self._contextual: ContextualLexer | None = None
+        self._states: dict[Any, _StateLexer] = {}
+
+    def _state_lexer(self, state: Any) -> _StateLexer:
+        """The lexer of one parser state, made on the state's first token (as Lark does)."""
+        assert self._contextual is not None
+        lexer = self._contextual.lexers[state]
+        assert isinstance(lexer, BasicLexer)
+        (regex,) = lexer.scanner._mres  # few terminals: one regex
+        keywords: dict[str, str] = {}
+        for type_, callback in lexer.callback.items():
+            assert type_ == "NAME" and isinstance(callback, UnlessCallback)
+            for keyword in callback.scanner.terminals:
+                assert isinstance(keyword.pattern, PatternStr) and not keyword.pattern.flags
+                keywords[keyword.pattern.value] = keyword.name
+        self._states[state] = found = (regex.match, lexer.newline_types, keywords)
+        return found
+
+    def lex(self, lexer_state: LexerState, parser_state: Any) -> Iterator[Token]:
+        contextual = self._contextual
+        if contextual is None:
+            table = parser_state.parse_conf.states
+            contextual = ContextualLexer(self._conf, {s: list(t) for s, t in table.items()})
+            self._contextual = contextual
+        states, skip = self._states, self._skip
+        stack = parser_state.state_stack  # the parser's state is its top
+        source: Any = lexer_state.text  # a TextSlice (Lark >= 1.3) or the text itself
+        text, end = (source, len(source)) if isinstance(source, str) else (source.text, source.end)
+        counter = lexer_state.line_ctr
+        pos, line, line_start = counter.char_pos, counter.line, counter.line_start_pos
+        token = None
+        while True:
+            blank = skip(text, pos, end)
+            if blank is not None:
+                start = blank.end()
+                newlines = text.count("\n", pos, start)
+                if newlines:
+                    line += newlines
+                    line_start = text.rindex("\n", pos, start) + 1
+                pos = start
+            try:
+                match, newline_types, keywords = states[stack[-1]]
+            except KeyError:
+                match, newline_types, keywords = self._state_lexer(stack[-1])
+            found = match(text, pos, end)
+            if found is None:  # the end, or an error: Lark's lexer takes over
+                break
+            value, type_, next_pos = found.group(), found.lastgroup, found.end()
+            column = pos - line_start + 1
+            if type_ == "NAME" and value in keywords:
+                type_ = keywords[value]
+            if type_ in newline_types and "\n" in value:
+                end_line = line + value.count("\n")
+                line_start = pos + value.rindex("\n") + 1
+                token = _new_token(
+                    type_, value, pos, line, column, end_line, next_pos - line_start + 1, next_pos
+                )
+                line = end_line
+            else:
+                token = _new_token(type_, value, pos, line, column, line, column + next_pos - pos, next_pos)
+            pos = next_pos
+            yield token
+        counter.char_pos, counter.line, counter.line_start_pos = pos, line, line_start
+        counter.column = pos - line_start + 1
+        if token is not None:
+            lexer_state.last_token = token
+        yield from contextual.lex(lexer_state, parser_state)
 
 
 def _span(tok: Token) -> ast.Span:
