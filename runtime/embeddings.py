@@ -12,7 +12,7 @@ is an embedder (an API client, a cache in front of one, a test double).
 and keys work as for :class:`~sigforge.runtime.lm.LM` (``openai/text-embedding-3-small``,
 ``ollama/nomic-embed-text``, or a bare name with ``base_url``), texts go in batches of
 ``batch_size``, and every request has the LM's HTTP policy -- the same
-:class:`~sigforge.runtime.lm.Timeout`, retries with jittered back-off honouring
+:class:`~sigforge.runtime.transport.Timeout`, retries with jittered back-off honouring
 ``Retry-After`` and OpenAI's rate-limit headers, the per-server circuit breaker, and
 the same typed errors (``RateLimitError``, ``ServerError``, ``LMTimeoutError``,
 ``ContextLengthError``, ``AuthenticationError``, ``BadResponseError``, ...). The
@@ -60,9 +60,9 @@ from .settings import current_cache
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
 
-    from .lm import Timeout
     from .resilience import CircuitBreaker
     from .retrieval._http import JSONService
+    from .transport import Timeout
 
 __all__ = [
     "DEFAULT_EMBEDDING_MODEL",

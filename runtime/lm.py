@@ -5,9 +5,11 @@ storage, token accounting and the call history, for whole answers (``complete``)
 streams (``stream``). Subclasses implement ``_send`` / ``_asend`` (one request, no
 caching), optionally ``_stream`` / ``_astream``, and :meth:`BaseLM.cache_identity`.
 
-:class:`LM` is the one HTTP client for every provider: the transport (connections,
-timeouts, retries with tenacity, server-sent events with httpx-sse) is here, and each
-provider's wire format is a :class:`~sigforge.runtime.providers.Provider`.
+:class:`LM` is the one HTTP client for every provider: streaming over server-sent
+events (httpx-sse), the rate limiter and the LM's own errors are here; the HTTP policy it
+shares with the retrieval clients (connections, timeouts, retries with tenacity, circuit
+breaker, typed transport and HTTP errors) is :class:`~sigforge.runtime.transport.HTTPClient`;
+each provider's wire format is a :class:`~sigforge.runtime.providers.Provider`.
 :class:`FallbackLM` chains LMs.
 
 ``httpx``, ``tenacity`` and ``httpx_sse`` are imported only when the first request is
@@ -21,7 +23,7 @@ import os
 import threading
 import time
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Literal
 
 from . import history
@@ -33,7 +35,6 @@ from .errors import (
     CircuitOpenError,
     ConfigurationError,
     ContextLengthError,
-    LMConnectionError,
     LMError,
     LMTimeoutError,
     RateLimitError,
@@ -42,13 +43,10 @@ from .errors import (
 )
 from .messages import Completion, LMRequest, StreamEvent, StreamRestart, TextDelta, Usage
 from .settings import current_cache
+from .transport import MAX_ERROR_BODY, HTTPClient, Timeout, as_timeout, timed_out, tries
 
 if TYPE_CHECKING:
-    import asyncio
-    from types import TracebackType
-
     import httpx
-    from tenacity import AsyncRetrying, RetryCallState, Retrying
 
     from .callbacks import Callback
     from .providers import StreamState
@@ -293,34 +291,7 @@ async def _areplay(completion: Completion) -> AsyncIterator[StreamEvent]:
 # The HTTP client for every provider
 # ------------------------------------------------------------------------------------------
 
-#: how much of an error body is kept in exceptions
-_MAX_ERROR_BODY = 2000
-#: a timeout this close to the call's deadline is taken as the deadline's (seconds)
-_DEADLINE_SLACK = 0.01
-
-
-@dataclass(frozen=True, slots=True)
-class Timeout:
-    """Time limits of an :class:`LM`, in seconds (``None``: no limit).
-
-    ``connect`` bounds opening a connection; ``read`` bounds the wait for each piece
-    of the answer (for a stream: between events); ``total`` bounds the whole call,
-    retries and their back-off included -- no attempt starts, and no read waits, past
-    it. A plain number as ``LM(timeout=...)`` is ``Timeout(connect=n, read=n)``.
-    """
-
-    connect: float | None = 10.0
-    read: float | None = 60.0
-    total: float | None = None
-
-    def __post_init__(self) -> None:
-        for name in ("connect", "read", "total"):
-            value = getattr(self, name)
-            if value is not None and not value > 0:
-                raise ValueError(f"timeout {name} must be positive (or None for no limit)")
-
-
-class LM(BaseLM):
+class LM(BaseLM, HTTPClient):
     """An HTTP client for a hosted or local model: ``LM("provider/model", ...)``.
 
     The prefix picks the wire format and where the server is (see
@@ -363,6 +334,7 @@ class LM(BaseLM):
     ``abatch``): ``"aiohttp"`` (default; aiohttp behind httpx's interface) or
     ``"httpx"`` (httpx's own transport, several times slower under concurrency here:
     see bench/throughput.py).
+
     """
 
     def __init__(
@@ -422,12 +394,7 @@ class LM(BaseLM):
         self._api_key = api_key or None
         self.temperature = None if temperature is None else float(temperature)
         self.max_tokens = max_tokens
-        if timeout is None:
-            timeout = Timeout(connect=None, read=None)
-        elif not isinstance(timeout, Timeout):
-            if not timeout > 0:
-                raise ValueError("timeout must be positive (or None for no timeout)")
-            timeout = Timeout(connect=float(timeout), read=float(timeout))
+        timeout = as_timeout(timeout)
         self.timeout = timeout
         self.max_retries = max_retries
         self.extra_headers = dict(extra_headers or {})
@@ -465,11 +432,7 @@ class LM(BaseLM):
         }
         self.url = wire_format.url(self.base_url, name, stream=False)
         self.stream_url = wire_format.url(self.base_url, name, stream=True)
-        self._client: httpx.Client | None = None
-        # An AsyncClient's connections belong to the event loop that made them, so each
-        # loop gets its own client; clients of closed loops are dropped.
-        self._async_clients: dict[asyncio.AbstractEventLoop, httpx.AsyncClient] = {}
-        self._clients_lock = threading.Lock()
+        self._init_clients()
 
     def __repr__(self) -> str:
         parts = [repr(self.model)]
@@ -546,35 +509,6 @@ class LM(BaseLM):
             ),
         }
 
-    def _sync_client(self) -> httpx.Client:
-        client = self._client
-        if client is None:
-            import httpx
-
-            with self._clients_lock:
-                client = self._client
-                if client is None:
-                    client = self._client = httpx.Client(**self._client_options())
-        return client
-
-    def _async_client(self) -> httpx.AsyncClient:
-        import asyncio
-
-        loop = asyncio.get_running_loop()
-        client = self._async_clients.get(loop)
-        if client is None:
-            import httpx
-
-            with self._clients_lock:
-                for old in [lp for lp in self._async_clients if lp.is_closed()]:
-                    # Its loop is gone: it can neither be used nor closed properly.
-                    del self._async_clients[old]
-                client = self._async_clients.get(loop)
-                if client is None:
-                    client = httpx.AsyncClient(**self._async_client_options())
-                    self._async_clients[loop] = client
-        return client
-
     def _async_client_options(self) -> dict[str, Any]:
         """Options of the async client: aiohttp underneath unless ``async_transport="httpx"``.
 
@@ -591,149 +525,6 @@ class LM(BaseLM):
             options["transport"] = AiohttpTransport(limits=options.pop("limits"))
         return options
 
-    def close(self) -> None:
-        """Close the blocking client's connections (a later request reopens them).
-
-        Async clients are forgotten; close them with :meth:`aclose` inside their event
-        loop to release their connections promptly.
-        """
-        with self._clients_lock:
-            client, self._client = self._client, None
-            self._async_clients.clear()
-        if client is not None:
-            client.close()
-
-    async def aclose(self) -> None:
-        """Close the async client of the running event loop (and the blocking client)."""
-        import asyncio
-
-        loop = asyncio.get_running_loop()
-        with self._clients_lock:
-            client = self._async_clients.pop(loop, None)
-        if client is not None:
-            await client.aclose()
-        self.close()
-
-    def __enter__(self) -> LM:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
-
-    async def __aenter__(self) -> LM:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
-
-    # -- retry policy (tenacity) ---------------------------------------------------------------
-
-    def _retry_options(self, deadline: float | None, first: int) -> dict[str, Any]:
-        """tenacity's policy for the attempts from number ``first`` on.
-
-        Attempt 1 of a whole answer runs before any of this exists (see
-        :meth:`_first_attempt`): tenacity costs ~20 us per call, a measurable share of
-        a loopback request, and is only needed once an attempt failed.
-        """
-        from tenacity import retry_if_exception
-
-        attempts = self.max_retries + 2 - first  # how many tenacity may make
-
-        def stop(state: RetryCallState) -> bool:
-            # out of attempts, or the next one would start past the call's deadline
-            if state.attempt_number >= attempts:
-                return True
-            upcoming = state.upcoming_sleep or 0.0
-            return deadline is not None and time.monotonic() + upcoming >= deadline
-
-        return {
-            "stop": stop,
-            "wait": lambda state: self._delay(state.attempt_number + first - 1, state),
-            "retry": retry_if_exception(_is_retryable),
-            "reraise": True,
-        }
-
-    def _retrying(self, deadline: float | None, first: int = 1) -> Retrying:
-        from tenacity import Retrying
-
-        return Retrying(sleep=time.sleep, **self._retry_options(deadline, first))
-
-    def _aretrying(self, deadline: float | None, first: int = 1) -> AsyncRetrying:
-        import asyncio
-
-        from tenacity import AsyncRetrying
-
-        return AsyncRetrying(sleep=asyncio.sleep, **self._retry_options(deadline, first))
-
-    def _delay(self, attempt: int, failed: RetryCallState | LMError) -> float:
-        """Seconds to wait after failed attempt number ``attempt``: what the server asked
-        for (up to ``retry_after_max``), else full jitter."""
-        error: BaseException | None
-        if isinstance(failed, LMError):
-            error = failed
-        else:
-            error = failed.outcome.exception() if failed.outcome is not None else None
-        retry_after = error.retry_after if isinstance(error, LMError) else None
-        if retry_after is not None:
-            return max(0.0, min(retry_after, self.retry_after_max))
-        import random
-
-        return random.uniform(0.0, min(self.backoff_max, self.backoff_base * 2 ** (attempt - 1)))
-
-    def _first_attempt_failed(self, error: LMError, deadline: float | None) -> float | None:
-        """After attempt 1 failed: the wait before attempt 2, or ``None`` to give up."""
-        if not error.retryable or self.max_retries == 0:
-            return None
-        wait = self._delay(1, error)
-        if deadline is not None and time.monotonic() + wait >= deadline:
-            return None
-        return wait
-
-    def _deadline(self) -> float | None:
-        total = self.timeout.total
-        return None if total is None else time.monotonic() + total
-
-    def _timeouts(self, deadline: float | None, attempt: int) -> dict[str, Any]:
-        """Per-request ``timeout`` keyword: the client's limits capped by the deadline."""
-        if deadline is None:
-            return {}
-        import httpx
-
-        remaining = self._remaining(deadline, attempt)
-        connect, read = self.timeout.connect, self.timeout.read
-        return {
-            "timeout": httpx.Timeout(
-                remaining,
-                connect=remaining if connect is None else min(connect, remaining),
-                read=remaining if read is None else min(read, remaining),
-            )
-        }
-
-    def _remaining(self, deadline: float, attempt: int) -> float:
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            raise self._total_timeout(attempt)
-        return remaining
-
-    def _total_timeout(self, attempt: int) -> LMTimeoutError:
-        return LMTimeoutError(
-            f"{self.model}: no answer from {self.url} within the total timeout of "
-            f"{self.timeout.total:g} s{_tries(attempt)}",
-            attempts=attempt,
-            provider=self.provider,
-            retryable=False,
-        )
-
     # -- admission: circuit breaker and rate limiter --------------------------------------------
 
     def _estimate(self, request: LMRequest) -> int:
@@ -746,17 +537,6 @@ class LM(BaseLM):
         prompt = sum(len(message_text(message)) for message in request.messages)
         completion = self.request_params(request).get("max_tokens")
         return (prompt + 3) // 4 + (completion if isinstance(completion, int) else 0)
-
-    def _check_breaker(self, attempt: int) -> None:
-        breaker = self.circuit_breaker
-        if breaker is None:
-            return
-        try:
-            breaker.before_call()
-        except CircuitOpenError as exc:
-            exc.args = (f"{self.model}: {exc}{_tries(attempt)}",)
-            exc.attempts, exc.provider = attempt, self.provider
-            raise
 
     def _admit(self, attempt: int, tokens: int) -> None:
         """Before an attempt: fail fast on an open circuit, then wait for the rate limiter."""
@@ -778,12 +558,7 @@ class LM(BaseLM):
         """
         if isinstance(error, CircuitOpenError):
             return
-        breaker = self.circuit_breaker
-        if breaker is not None:
-            if isinstance(error, LMError) and error.retryable and not isinstance(error, RateLimitError):
-                breaker.record_failure()
-            else:
-                breaker.record_success()
+        self._report_to_breaker(error)
         if tokens and self.rate_limiter is not None:
             actual = completion.usage.total_tokens if completion is not None else 0
             self.rate_limiter.settle(tokens, actual)
@@ -791,20 +566,16 @@ class LM(BaseLM):
     # -- one request ---------------------------------------------------------------------------
 
     def _send(self, request: LMRequest) -> Completion:
-        import httpx
-
         body = self._body(request, stream=False)
         client = self._sync_client()
         deadline = self._deadline()
         tokens = self._estimate(request)
+        url = self.url
 
         def attempt(number: int) -> Completion:
             self._admit(number, tokens)
             try:
-                try:
-                    response = client.post(self.url, json=body, **self._timeouts(deadline, number))
-                except httpx.TransportError as exc:
-                    raise self._transport_error(exc, number, deadline) from exc
+                response = self._request(client, "POST", url, deadline, number, json=body)
                 completion = self._completion(response, number)
             except BaseException as exc:
                 self._report(tokens, None, exc)
@@ -815,39 +586,20 @@ class LM(BaseLM):
         try:
             return attempt(1)
         except LMError as error:
-            wait = self._first_attempt_failed(error, deadline)
-            if wait is None:
-                raise
-        time.sleep(wait)
-        for retry in self._retrying(deadline, first=2):
-            with retry:
-                return attempt(retry.retry_state.attempt_number + 1)
-        raise AssertionError("unreachable")  # pragma: no cover
+            failed = error
+        return self._retry(attempt, failed, deadline)
 
     async def _asend(self, request: LMRequest) -> Completion:
-        import asyncio
-
-        import httpx
-
         body = self._body(request, stream=False)
         client = self._async_client()
         deadline = self._deadline()
         tokens = self._estimate(request)
+        url = self.url
 
         async def attempt(number: int) -> Completion:
             await self._aadmit(number, tokens)
             try:
-                try:
-                    if deadline is None:
-                        response = await client.post(self.url, json=body)
-                    else:  # also bound a slowly dripping body
-                        timeouts = self._timeouts(deadline, number)
-                        async with asyncio.timeout(self._remaining(deadline, number)):
-                            response = await client.post(self.url, json=body, **timeouts)
-                except TimeoutError:
-                    raise self._total_timeout(number) from None
-                except httpx.TransportError as exc:
-                    raise self._transport_error(exc, number, deadline) from exc
+                response = await self._arequest(client, "POST", url, deadline, number, json=body)
                 completion = self._completion(response, number)
             except BaseException as exc:
                 self._report(tokens, None, exc)
@@ -858,14 +610,8 @@ class LM(BaseLM):
         try:
             return await attempt(1)
         except LMError as error:
-            wait = self._first_attempt_failed(error, deadline)
-            if wait is None:
-                raise
-        await asyncio.sleep(wait)
-        async for retry in self._aretrying(deadline, first=2):
-            with retry:
-                return await attempt(retry.retry_state.attempt_number + 1)
-        raise AssertionError("unreachable")  # pragma: no cover
+            failed = error
+        return await self._aretry(attempt, failed, deadline)
 
     def _stream(self, request: LMRequest) -> Iterator[StreamEvent]:
         import httpx
@@ -888,12 +634,11 @@ class LM(BaseLM):
                 self._admit(number, tokens)
                 state = StreamState(self.model_name)
                 try:
-                    with client.stream(
-                        "POST", self.stream_url, json=body, **self._timeouts(deadline, number)
-                    ) as response:
+                    timeouts = self._timeouts(deadline, number, self.url)
+                    with client.stream("POST", self.stream_url, json=body, **timeouts) as response:
                         if not 200 <= response.status_code < 300:
                             response.read()
-                            raise self._http_error(response, number)
+                            raise self._http_error(response, self.url, number, self.wire_format)
                         for event in EventSource(response).iter_sse():
                             text = self._feed(state, event.event, event.data, number)
                             if text:
@@ -902,7 +647,7 @@ class LM(BaseLM):
                             if state.done:
                                 break
                             if deadline is not None:
-                                self._remaining(deadline, number)
+                                self._remaining(deadline, number, self.url)
                     if not state.done and state.finish_reason is None:
                         raise self._interrupted(number, "the stream ended before its end event")
                 except (httpx.TransportError, SSEError, LMError) as exc:
@@ -940,12 +685,13 @@ class LM(BaseLM):
                 await self._aadmit(number, tokens)
                 state = StreamState(self.model_name)
                 try:
+                    timeouts = self._timeouts(deadline, number, self.url)
                     async with client.stream(
-                        "POST", self.stream_url, json=body, **self._timeouts(deadline, number)
+                        "POST", self.stream_url, json=body, **timeouts
                     ) as response:
                         if not 200 <= response.status_code < 300:
                             await response.aread()
-                            raise self._http_error(response, number)
+                            raise self._http_error(response, self.url, number, self.wire_format)
                         async for event in EventSource(response).aiter_sse():
                             text = self._feed(state, event.event, event.data, number)
                             if text:
@@ -954,7 +700,7 @@ class LM(BaseLM):
                             if state.done:
                                 break
                             if deadline is not None:
-                                self._remaining(deadline, number)
+                                self._remaining(deadline, number, self.url)
                     if not state.done and state.finish_reason is None:
                         raise self._interrupted(number, "the stream ended before its end event")
                 except (httpx.TransportError, SSEError, LMError) as exc:
@@ -978,7 +724,7 @@ class LM(BaseLM):
         from .providers import WireFormatError
 
         if not 200 <= response.status_code < 300:
-            raise self._http_error(response, attempt)
+            raise self._http_error(response, self.url, attempt, self.wire_format)
         try:
             data = response.json()
         except ValueError:
@@ -996,42 +742,19 @@ class LM(BaseLM):
         except WireFormatError as exc:
             raise self._bad_stream(attempt, str(exc)) from None
         except LMError as exc:
-            exc.args = (self._redact(f"{self.model}: {exc}{_tries(attempt)}"),)
+            exc.args = (self._redact(f"{self.model}: {exc}{tries(attempt)}"),)
             exc.attempts = attempt
             raise
-
-    def _http_error(self, response: httpx.Response, attempt: int) -> LMError:
-        status = response.status_code
-        try:
-            data: Any = response.json()
-        except ValueError:
-            data = None
-        detail = self.wire_format.error_message(data) or response.text.strip()[:500]
-        message = f"{self.model}: HTTP {status} from {self.url}{_tries(attempt)}"
-        if detail:
-            message += f": {detail}"
-        cls = self.wire_format.error_class(status, data, detail)
-        retry_after = None
-        if status == 429 or status >= 500:
-            retry_after = self.wire_format.retry_after(response.headers, data)
-        return cls(
-            self._redact(message),
-            status=status,
-            attempts=attempt,
-            body=self._redact(response.text[:_MAX_ERROR_BODY]),
-            retry_after=retry_after,
-            provider=self.provider,
-        )
 
     def _bad_response(self, response: httpx.Response, attempt: int, problem: str) -> LMError:
         return BadResponseError(
             self._redact(
                 f"{self.model}: HTTP {response.status_code} from {self.url} is not a "
-                f"{self.wire_format.name} completion{_tries(attempt)}: {problem}"
+                f"{self.wire_format.name} completion{tries(attempt)}: {problem}"
             ),
             status=response.status_code,
             attempts=attempt,
-            body=self._redact(response.text[:_MAX_ERROR_BODY]),
+            body=self._redact(response.text[:MAX_ERROR_BODY]),
             provider=self.provider,
         )
 
@@ -1039,7 +762,7 @@ class LM(BaseLM):
         return BadResponseError(
             self._redact(
                 f"{self.model}: the stream from {self.stream_url} is not a "
-                f"{self.wire_format.name} stream{_tries(attempt)}: {problem}"
+                f"{self.wire_format.name} stream{tries(attempt)}: {problem}"
             ),
             attempts=attempt,
             provider=self.provider,
@@ -1047,7 +770,7 @@ class LM(BaseLM):
 
     def _interrupted(self, attempt: int, problem: str) -> LMError:
         return StreamInterruptedError(
-            self._redact(f"{self.model}: {problem} ({self.stream_url}){_tries(attempt)}"),
+            self._redact(f"{self.model}: {problem} ({self.stream_url}){tries(attempt)}"),
             attempts=attempt,
             provider=self.provider,
         )
@@ -1067,80 +790,31 @@ class LM(BaseLM):
         if isinstance(exc, LMError):
             error = exc
         elif isinstance(exc, httpx.TransportError):
-            if sent_text and not _timed_out(exc):
+            if sent_text and not timed_out(exc):
                 error = self._interrupted(
                     attempt, f"the stream broke off: {type(exc).__name__}: {exc}"
                 )
             else:
-                error = self._transport_error(exc, attempt, deadline)
+                error = self._transport_error(exc, self.url, attempt, deadline)
         else:  # httpx_sse.SSEError: the answer is not an event stream
             error = self._bad_stream(attempt, str(exc))
         self._report(tokens, None, error)
         return error
 
-    def _transport_error(
-        self, exc: httpx.TransportError, attempt: int, deadline: float | None
-    ) -> LMError:
-        """The error for a request that got no (complete) response."""
-        import httpx
+    def _unusable_url(self, exc: httpx.UnsupportedProtocol, url: str, attempt: int) -> LMError:
+        raise ConfigurationError(f"{self.model}: unusable base_url {self.base_url!r}") from None
 
-        if (
-            deadline is not None
-            and _timed_out(exc)
-            and time.monotonic() >= deadline - _DEADLINE_SLACK
-        ):
-            return self._total_timeout(attempt)  # the deadline cut it short: final
+    def _subject(self) -> str:
+        return self.model
 
-        if isinstance(exc, httpx.UnsupportedProtocol):
-            raise ConfigurationError(
-                f"{self.model}: unusable base_url {self.base_url!r}"
-            ) from None
-        if _timed_out(exc):
-            limit = self.timeout.connect if isinstance(exc, httpx.ConnectTimeout) else self.timeout.read
-            what = "timed out" + (f" (timeout {limit:g} s)" if limit else "")
-            return LMTimeoutError(
-                self._redact(f"{self.model}: request to {self.url} {what}{_tries(attempt)}"),
-                attempts=attempt,
-                provider=self.provider,
-            )
-        return LMConnectionError(
-            self._redact(
-                f"{self.model}: could not reach {self.url}{_tries(attempt)}: "
-                f"{type(exc).__name__}: {exc}"
-            ),
-            attempts=attempt,
-            provider=self.provider,
-        )
+    def _provider_name(self) -> str:
+        return self.provider
 
     def _redact(self, text: str) -> str:
         """``text`` with the API key blotted out, in case a server echoes it back."""
         if self._api_key and self._api_key in text:
             return text.replace(self._api_key, "<redacted>")
         return text
-
-
-def _timed_out(exc: BaseException) -> bool:
-    """Whether a transport error is a timeout.
-
-    httpx says so by type; the aiohttp transport maps some errors that are not timeouts
-    (a dropped connection) to ``ConnectTimeout``, so its original error decides.
-    """
-    import httpx
-
-    if not isinstance(exc, httpx.TimeoutException):
-        return False
-    cause = exc.__cause__
-    if cause is not None and type(cause).__module__.startswith("aiohttp"):
-        return isinstance(cause, TimeoutError)
-    return True
-
-
-def _is_retryable(error: BaseException) -> bool:
-    return isinstance(error, LMError) and error.retryable
-
-
-def _tries(attempt: int) -> str:
-    return f" (after {attempt} attempts)" if attempt > 1 else ""
 
 
 # ------------------------------------------------------------------------------------------

@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import quote
 
 from ..errors import BadRequestError
-from ..lm import Timeout
+from ..transport import Timeout
 from .base import (
     DuplicateIdError,
     Embedder,

@@ -24,7 +24,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from ..errors import BadResponseError
-from ..lm import Timeout
+from ..transport import Timeout
 from .base import Filter, FilterError, check_k
 from .passage import Passage, Passages
 
