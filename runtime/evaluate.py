@@ -878,9 +878,11 @@ def _pickled(program: Callable[..., Any], metric: Callable[..., Any]) -> bytes:
 
     Settings do not travel to other processes by themselves, so the LM and adapter set
     with ``configure``/``context`` go along and are set in the worker (the cache and
-    callbacks settings do not: workers use their own). Locks are pickled as new locks
-    and :class:`~sigforge.runtime.lm.LM` objects as :meth:`~sigforge.runtime.lm.LM.copy`
-    (same settings, no open connections): the copy in a worker process needs its own.
+    callbacks settings do not: workers use their own). LMs pickle themselves as their
+    settings (see :class:`~sigforge.runtime.lm.LM`: no open connections; a key from the
+    environment is read again from the worker's). :func:`_dumps` adds one thing to
+    cloudpickle: locks, which other parts of a program may hold (circuit breakers, rate
+    limiters, embedders, retrievers), are pickled as new locks.
     """
     from .settings import current_adapter, current_lm
 
@@ -914,9 +916,8 @@ _LOCK_TYPES = {type(threading.Lock()): threading.Lock, type(threading.RLock()): 
 
 
 def _dumps(value: Any) -> bytes:
+    """cloudpickle, with each lock pickled as a new lock of its kind."""
     from ray import cloudpickle
-
-    from .lm import LM
 
     base: Any = cloudpickle.Pickler
 
@@ -925,8 +926,6 @@ def _dumps(value: Any) -> bytes:
             new_lock = _LOCK_TYPES.get(type(obj))
             if new_lock is not None:
                 return new_lock, ()
-            if isinstance(obj, LM):
-                return obj.copy().__reduce_ex__(self.proto)
             return super().reducer_override(obj)
 
     buffer = io.BytesIO()

@@ -85,6 +85,16 @@ class BaseLM(abc.ABC):
         self._usage = Usage()
         self._usage_lock = threading.Lock()
 
+    def __getstate__(self) -> dict[str, Any]:
+        """What pickles: the attributes without the lock (unpickling makes a new one)."""
+        state = dict(self.__dict__)
+        state.pop("_usage_lock", None)
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._usage_lock = threading.Lock()
+
     # -- what subclasses provide -------------------------------------------------------
 
     @abc.abstractmethod
@@ -275,6 +285,11 @@ class BaseLM(abc.ABC):
         return replace(completion, call_id=call_id)
 
 
+def _unpickle_lm(cls: type[LM], settings: dict[str, Any]) -> LM:
+    """The LM :meth:`LM.__reduce__` pickled, built again from its settings."""
+    return cls(**settings)
+
+
 def _replay(completion: Completion) -> Iterator[StreamEvent]:
     """A cached answer as a stream: its text in one delta, then the completion."""
     if completion.text:
@@ -335,6 +350,18 @@ class LM(BaseLM, HTTPClient):
     ``"httpx"`` (httpx's own transport, several times slower under concurrency here:
     see bench/throughput.py).
 
+    Pickling (``pickle``, cloudpickle, Ray) keeps what was configured, never what is
+    live: an LM pickles as its settings -- model, ``base_url``, sampling parameters,
+    timeouts, retries and back-off, the ``cache`` argument, ``extra_headers``,
+    ``callbacks``, a rate limiter or breaker passed in -- and is built again from them
+    when unpickled, so it opens its own connections on first use and starts with zero
+    usage; the default breaker is the process-wide one of its server in the process that
+    unpickles it. The API key goes as it came: a key the LM read from the environment is
+    not pickled, the unpickled LM reads the same variable in its own process (set it
+    there); a key passed as ``api_key=`` is pickled, in plain text as everything in a
+    pickle is, so keep such pickles as private as the key itself (or let the LM read the
+    key from the environment). ``extra_headers`` are pickled as given. A rate limiter,
+    breaker, cache or callback given to the LM is pickled with it and must pickle itself.
     """
 
     def __init__(
@@ -388,10 +415,11 @@ class LM(BaseLM, HTTPClient):
         self.wire_format = wire_format
         self.model_name = name
         self.base_url = (base_url or preset.base_url).rstrip("/")
-        if api_key is None and preset.api_key_env and (prefix or base_url is None):
-            api_key = os.environ.get(preset.api_key_env)
+        key = api_key
+        if key is None and preset.api_key_env and (prefix or base_url is None):
+            key = os.environ.get(preset.api_key_env)
         # Private, and excluded from repr(), cache_identity() and every error message.
-        self._api_key = api_key or None
+        self._api_key = key or None
         self.temperature = None if temperature is None else float(temperature)
         self.max_tokens = max_tokens
         timeout = as_timeout(timeout)
@@ -404,12 +432,14 @@ class LM(BaseLM, HTTPClient):
         self.max_connections = max_connections
         self.async_transport = async_transport
         self.rate_limiter = rate_limiter
-        if circuit_breaker is True:
-            # One breaker per server, shared by every LM that talks to it.
-            circuit_breaker = breaker_for(f"{wire_format.name}:{self.base_url}")
-        self.circuit_breaker: CircuitBreaker | None = circuit_breaker or None
+        breaker = circuit_breaker
+        if breaker is True:  # one breaker per server, shared by every LM that talks to it
+            breaker = breaker_for(f"{wire_format.name}:{self.base_url}")
+        self.circuit_breaker: CircuitBreaker | None = breaker or None
         self.extra_params = extra_params
-        # What copy() needs to build an equivalent LM.
+        # What copy() and pickling need to build an equivalent LM: the arguments as given
+        # (api_key=None: the environment's key, read again; circuit_breaker=True: the
+        # process-wide breaker of the server, looked up again).
         self._init_kwargs: dict[str, Any] = {
             "model": model,
             "base_url": base_url,
@@ -445,8 +475,16 @@ class LM(BaseLM, HTTPClient):
         return f"LM({', '.join(parts)})"
 
     def copy(self, **overrides: Any) -> LM:
-        """A new LM with the same settings except ``overrides`` (own connections, usage)."""
+        """A new LM with the same settings except ``overrides`` (own connections, usage).
+
+        A key read from the environment is read from it again, as a new LM would.
+        """
         return LM(**{**self._init_kwargs, **overrides})
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickle the settings, never a connection, lock, usage or environment key (see
+        "Pickling" in the class docstring)."""
+        return _unpickle_lm, (type(self), dict(self._init_kwargs))
 
     @staticmethod
     def fallback(primary: BaseLM, *others: BaseLM, **options: Any) -> FallbackLM:
@@ -845,6 +883,8 @@ class FallbackLM(BaseLM):
 
     A stream that fails before its first delta moves on silently; one that fails
     after yields a :class:`StreamRestart` first.
+
+    A chain pickles as its LMs (each as its settings, see :class:`LM`) and ``on``.
     """
 
     def __init__(

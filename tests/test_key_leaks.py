@@ -5,13 +5,15 @@ successes, cache hits, streams, every kind of failure (including a server that e
 the key back in its error body), batches and saved state, with every logger at DEBUG,
 and greps everything that could carry the key: logs, history (objects and the
 printed form), the SQLite cache file (with its WAL), saved predictor state, exception
-messages, bodies and tracebacks, reprs and cache identities.
+messages, bodies and tracebacks, reprs and cache identities, and a pickled LM whose key
+came from the environment (a key passed as ``api_key=`` is pickled, as documented).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import pickle
 import traceback
 from pathlib import Path
 
@@ -108,6 +110,7 @@ def test_the_key_appears_nowhere(
         sent = " ".join(" ".join(r.headers.values()) for r in server.requests)
         assert KEY in sent and ENV_KEY in sent
         predictor.save(tmp_path / "state.json")
+        (tmp_path / "lm.pickle").write_bytes(pickle.dumps(from_env.copy(cache=False)))
         texts.append(repr(asyncio.run(predictor.abatch([inputs]))))
         for lm in lms:
             texts += [
@@ -127,7 +130,7 @@ def test_the_key_appears_nowhere(
     texts.append(caplog.text)
     texts += [record.getMessage() for record in caplog.records]
     files = [p for p in tmp_path.iterdir() if p.is_file()]
-    assert cache_path in files and (tmp_path / "state.json") in files
+    assert cache_path in files and {tmp_path / "state.json", tmp_path / "lm.pickle"} <= set(files)
     blob = "\n".join(texts).encode() + b"".join(p.read_bytes() for p in files)
     for key in (KEY, ENV_KEY):
         assert key.encode() not in blob, f"{key} leaked"
