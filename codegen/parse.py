@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import inspect
 import json
@@ -11,7 +10,7 @@ import threading
 from collections.abc import Iterator
 from functools import cache
 from importlib.resources import files
-from typing import Any, TypeVar
+from typing import Any, Literal, NamedTuple
 
 import lark
 from lark import Lark, Token
@@ -171,9 +170,13 @@ class _Lexer(Lexer):
 
 
 def _span(tok: Token) -> ast.Span:
-    assert tok.line is not None and tok.column is not None
-    assert tok.end_line is not None and tok.end_column is not None
-    return ast.Span(tok.line, tok.column, tok.end_line, tok.end_column)
+    """A token's span (the lexer sets all four positions)."""
+    return ast.Span(tok.line, tok.column, tok.end_line, tok.end_column)  # type: ignore[arg-type]
+
+
+def _reach(start: ast.Span, end: ast.Span) -> ast.Span:
+    """From where ``start`` starts to where ``end`` ends."""
+    return ast.Span(start.line, start.column, end.end_line, end.end_column)
 
 
 _JSON = json.JSONDecoder(strict=False)
@@ -201,7 +204,8 @@ def _rule_span(children: list[Any]) -> ast.Span:
     """The span of a rule from its first to its last child (a token, a node with a ``span``
     or one of the helpers below; a rule never starts or ends with an optional ``[...]``, so
     neither is a ``None`` placeholder): what Lark's position propagation gives a tree, for a
-    rule reduced straight into the AST."""
+    rule reduced straight into the AST. (The rules most files are made of know the kinds of
+    their first and last child, and build their span directly.)"""
     first, last = children[0], children[-1]
     if isinstance(first, Token):
         line, column = first.line, first.column
@@ -218,33 +222,56 @@ def _names(children: list[Any]) -> list[Token]:
     return [c for c in children if isinstance(c, Token) and c.type == "NAME"]
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class _Options:
+# The results of rules that only contribute to their parent (named tuples: made faster
+# than frozen dataclasses).
+
+
+class _Options(NamedTuple):
     options: tuple[ast.Option, ...]
     span: ast.Span
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class _Default:
+class _Default(NamedTuple):
     value: ast.Value
     span: ast.Span
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class _Part:
-    """A rule that only contributes to its parent: its value and its span."""
+class _Part(NamedTuple):
+    """Any other such rule: its value and its span."""
 
     value: Any
     span: ast.Span
 
 
-_Item = TypeVar("_Item")
+class _Param(NamedTuple):
+    """``name: type (options) "description" = default``: made a :class:`~.ast.Field` by the
+    rule that holds it (a signature field adds its direction and starts at it)."""
+
+    name: Token
+    type: ast.TypeExpr
+    options: tuple[ast.Option, ...]
+    description: ast.StringValue | None
+    default: ast.Value | None
+    span: ast.Span
+
+    def field(self, direction: Literal["in", "out"] | None, span: ast.Span) -> ast.Field:
+        return ast.Field(
+            direction,
+            self.name.value,
+            self.type,
+            self.options,
+            self.description,
+            self.default,
+            span,
+            _span(self.name),
+        )
 
 
-def _block(children: list[Any], item: type[_Item]) -> tuple[Token, ast.Doc | None, tuple[_Item, ...]]:
-    """``KEYWORD NAME { doc? item* }``: the name, the docstring and the items."""
-    doc = next((c for c in children if isinstance(c, ast.Doc)), None)
-    return children[1], doc, tuple(c for c in children if isinstance(c, item))
+def _block(children: list[Any]) -> tuple[Token, ast.Doc | None, list[Any]]:
+    """``KEYWORD NAME "{" doc? item* "}"``: the name, the docstring and the items."""
+    if isinstance(children[3], ast.Doc):
+        return children[1], children[3], children[4:-1]
+    return children[1], None, children[3:-1]
 
 
 class _ToAst:
@@ -252,8 +279,10 @@ class _ToAst:
     string-escape problems are collected, not raised.
 
     Lark keeps every token (``keep_all_tokens``), so that a rule's span runs from its first
-    token to its last, keywords and brackets included. One instance serves the process's
-    parser; :func:`parse` sets ``path`` and ``diagnostics`` for each file."""
+    token to its last, keywords and brackets included, and a rule's children sit at fixed
+    places (``children[1:-1:2]`` are the items of a bracketed, comma-separated list). One
+    instance serves the process's parser; :func:`parse` sets ``path`` and ``diagnostics``
+    for each file."""
 
     def __init__(self) -> None:
         self.path = ""
@@ -262,7 +291,7 @@ class _ToAst:
     # -- values
     def string_value(self, children: list[Token]) -> ast.StringValue:
         tok = children[0]
-        raw = str(tok)
+        raw: str = tok.value
         try:
             # without a backslash there is nothing to decode (control characters are allowed)
             value = _JSON.decode(raw) if "\\" in raw else raw[1:-1]
@@ -281,7 +310,7 @@ class _ToAst:
 
     def number_value(self, children: list[Token]) -> ast.NumberValue:
         tok = children[0]
-        text = str(tok)
+        text: str = tok.value
         is_float = "." in text or "e" in text or "E" in text
         try:
             value: int | float = float(text) if is_float else int(text)
@@ -293,7 +322,7 @@ class _ToAst:
         return ast.NumberValue(value, text, _span(tok))
 
     def name_value(self, children: list[Token]) -> ast.NameValue:
-        return ast.NameValue(str(children[0]), _span(children[0]))
+        return ast.NameValue(children[0].value, _span(children[0]))
 
     def list_value(self, children: list[Any]) -> ast.ListValue:
         items = tuple(c for c in children if c is not None and not isinstance(c, Token))
@@ -301,29 +330,35 @@ class _ToAst:
 
     # -- types
     def type(self, children: list[Any]) -> ast.TypeExpr:
-        members = tuple(c for c in children if isinstance(c, ast.TypeRef))
-        return ast.TypeExpr(members, _rule_span(children))
+        if len(children) == 1:  # a single member spans the whole type
+            return ast.TypeExpr((children[0],), children[0].span)
+        members = tuple(children[::2])  # type_ref ("|" type_ref)*
+        return ast.TypeExpr(members, _reach(members[0].span, members[-1].span))
 
     def type_ref(self, children: list[Any]) -> ast.TypeRef:
         name = children[0]
-        args = tuple(children[1].value) if len(children) > 1 else None
-        return ast.TypeRef(str(name), args, _rule_span(children), _span(name))
+        name_span = _span(name)
+        if len(children) == 1:
+            return ast.TypeRef(name.value, None, name_span, name_span)
+        args = children[1]
+        return ast.TypeRef(name.value, args.value, _reach(name_span, args.span), name_span)
 
     def type_args(self, children: list[Any]) -> _Part:
-        args = [
-            ast.EllipsisArg(_span(c)) if isinstance(c, Token) else c
-            for c in children[1:-1]
-            if not isinstance(c, Token) or c.type == "ELLIPSIS"
-        ]
+        args = tuple(
+            ast.EllipsisArg(_span(c)) if isinstance(c, Token) else c  # a token: `...`
+            for c in children[1:-1:2]
+        )
         return _Part(args, _rule_span(children))
 
     # -- declarations
     def option(self, children: list[Any]) -> ast.Option:
         name, value = children[0], children[-1]
-        return ast.Option(str(name), value, _rule_span(children), _span(name))
+        name_span = _span(name)
+        return ast.Option(name.value, value, _reach(name_span, value.span), name_span)
 
     def options(self, children: list[Any]) -> _Options:
-        found = tuple(c for c in children if isinstance(c, ast.Option))
+        # "(" [option ("," option)* ","?] ")", and "(" None ")" when empty
+        found = tuple(children[1:-1:2]) if children[1] is not None else ()
         return _Options(found, _rule_span(children))
 
     def default(self, children: list[Any]) -> _Default:
@@ -332,43 +367,35 @@ class _ToAst:
     def doc(self, children: list[Token]) -> ast.Doc:
         tok = children[0]
         if tok.type == "DOCSTRING":
-            text = _decode_docstring(str(tok))
+            text = _decode_docstring(tok.value)
         else:
             text = inspect.cleandoc(self.string_value([tok]).value)
         return ast.Doc(text, _span(tok))
 
-    def description(self, children: list[Token]) -> ast.StringValue:
-        return self.string_value(children)
+    description = string_value
 
-    def param(self, children: list[Any]) -> ast.Field:
+    def param(self, children: list[Any]) -> _Param:
         name, type_ = children[0], children[2]
         options: tuple[ast.Option, ...] = ()
         description: ast.StringValue | None = None
         default: ast.Value | None = None
         for extra in children[3:]:
-            if isinstance(extra, _Options):
-                options = extra.options
-            elif isinstance(extra, ast.StringValue):
+            if isinstance(extra, ast.StringValue):
                 description = extra
-            elif isinstance(extra, _Default):
+            elif isinstance(extra, _Options):
+                options = extra.options
+            else:
                 default = extra.value
-        return ast.Field(
-            None, str(name), type_, options, description, default, _rule_span(children), _span(name)
-        )
+        end = children[-1].span
+        span = ast.Span(name.line, name.column, end.end_line, end.end_column)
+        return _Param(name, type_, options, description, default, span)
 
     def field(self, children: list[Any]) -> ast.Field:
-        direction, p = children
-        assert isinstance(p, ast.Field)
-        return ast.Field(
-            "in" if str(direction) == "in" else "out",
-            p.name,
-            p.type,
-            p.options,
-            p.description,
-            p.default,
-            _rule_span(children),
-            p.name_span,
-        )
+        direction, param = children[0], children[1]
+        end = param.span
+        span = ast.Span(direction.line, direction.column, end.end_line, end.end_column)
+        field: ast.Field = param.field("in" if direction.value == "in" else "out", span)
+        return field
 
     def enum_member(self, children: list[Any]) -> ast.EnumMember:
         name = children[0]
@@ -377,53 +404,54 @@ class _ToAst:
             None,
         )
         description = next((c for c in children[1:] if isinstance(c, ast.StringValue)), None)
-        return ast.EnumMember(str(name), value, description, _rule_span(children), _span(name))
+        return ast.EnumMember(name.value, value, description, _rule_span(children), _span(name))
 
     def enum_decl(self, children: list[Any]) -> ast.EnumDecl:
-        name, doc, members = _block(children, ast.EnumMember)
-        return ast.EnumDecl(str(name), doc, members, _rule_span(children), _span(name))
+        name, doc, members = _block(children)
+        return ast.EnumDecl(name.value, doc, tuple(members), _rule_span(children), _span(name))
 
     def class_decl(self, children: list[Any]) -> ast.ClassDecl:
-        name, doc, fields = _block(children, ast.Field)
-        return ast.ClassDecl(str(name), doc, fields, _rule_span(children), _span(name))
+        name, doc, params = _block(children)
+        fields = tuple(p.field(None, p.span) for p in params)
+        return ast.ClassDecl(name.value, doc, fields, _rule_span(children), _span(name))
 
     def tool_decl(self, children: list[Any]) -> ast.ToolDecl:
         name = children[1]
-        params = tuple(c for c in children if isinstance(c, ast.Field))
+        params = tuple(c.field(None, c.span) for c in children if isinstance(c, _Param))
         returns = next(c for c in children if isinstance(c, ast.TypeExpr))
         description = next((c for c in children if isinstance(c, ast.StringValue)), None)
-        return ast.ToolDecl(str(name), params, returns, description, _rule_span(children), _span(name))
+        return ast.ToolDecl(name.value, params, returns, description, _rule_span(children), _span(name))
 
     def module_path(self, children: list[Token]) -> _Part:
-        return _Part(".".join(str(c) for c in _names(children)), _rule_span(children))
+        return _Part(".".join(c.value for c in _names(children)), _rule_span(children))
 
     def import_decl(self, children: list[Any]) -> ast.ImportDecl:
         module = children[1]
         assert isinstance(module, _Part)
         return ast.ImportDecl(
             module.value,
-            tuple(ast.ImportedName(str(n), _span(n)) for n in _names(children)),
+            tuple(ast.ImportedName(n.value, _span(n)) for n in _names(children)),
             _rule_span(children),
             module.span,
         )
 
     def signature(self, children: list[Any]) -> ast.SignatureDecl:
-        name, doc, fields = _block(children, ast.Field)
-        return ast.SignatureDecl(str(name), doc, fields, _rule_span(children), _span(name))
+        name, doc, fields = _block(children)
+        return ast.SignatureDecl(name.value, doc, tuple(fields), _rule_span(children), _span(name))
 
     def positional_arg(self, children: list[Token]) -> ast.PositionalArg:
-        return ast.PositionalArg(str(children[0]), _span(children[0]))
+        return ast.PositionalArg(children[0].value, _span(children[0]))
 
-    def keyword_arg(self, children: list[Any]) -> ast.Option:
-        return self.option(children)
+    keyword_arg = option
 
     def predictor(self, children: list[Any]) -> ast.PredictorDecl:
-        name, kind = _names(children)
+        # PREDICTOR name "=" kind "(" [call_arg ("," call_arg)* ","?] ")"
+        name, kind, args = children[1], children[3], children[5:-1:2]
         return ast.PredictorDecl(
-            str(name),
-            str(kind),
-            tuple(c for c in children if isinstance(c, ast.PositionalArg)),
-            tuple(c for c in children if isinstance(c, ast.Option)),
+            name.value,
+            kind.value,
+            tuple(c for c in args if isinstance(c, ast.PositionalArg)),
+            tuple(c for c in args if isinstance(c, ast.Option)),
             _rule_span(children),
             _span(name),
             _span(kind),
@@ -544,7 +572,7 @@ def parse(source: str, path: str) -> tuple[ast.SigFile | None, list[Diagnostic]]
 
     After a syntax error the broken declaration is blanked out and parsing starts again,
     so one run reports the syntax errors of every declaration, not just the first."""
-    starts = [m.end() for m in _DECLARATION_START.finditer(source)]
+    starts: list[int] | None = None  # where declarations start: found on the first syntax error
     text = source
     diagnostics: list[Diagnostic] = []
     with _PARSING:  # one builder per process (see _ToAst)
@@ -554,6 +582,8 @@ def parse(source: str, path: str) -> tuple[ast.SigFile | None, list[Diagnostic]]
                 children: list[Any] = parser().parse(text)  # type: ignore[assignment]
             except UnexpectedInput as exc:
                 diagnostics.append(_syntax_diagnostic(path, text, exc))
+                if starts is None:
+                    starts = [m.end() for m in _DECLARATION_START.finditer(source)]
                 begin, end = _broken_region(starts, _error_offset(exc, text), len(text))
                 blanked = _blank(text, begin, end)
                 if blanked == text or len(diagnostics) >= MAX_SYNTAX_ERRORS:
