@@ -8,7 +8,6 @@ from __future__ import annotations
 import hashlib
 import re
 from functools import cache
-from itertools import compress
 from typing import TYPE_CHECKING
 
 from sigforge.runtime._version import __version__
@@ -138,13 +137,18 @@ def render_module(module: ModuleIR, digest: str) -> str:
 # dictionary entry or item followed by a comma), a comment, a one-line docstring, or a
 # line of a longer docstring.
 # (Strings are matched as runs of plain characters between escapes, which the regular
-# expression engine does far faster than one alternative per character.)
-_DOUBLE_QUOTED = r'"[^"\\]*(?:\\.[^"\\]*)*"'
-_SINGLE_QUOTED = r"'[^'\\]*(?:\\.[^'\\]*)*'"
+# expression engine does far faster than one alternative per character; the runs are
+# possessive (``*+``), since giving characters back can never end a string sooner. A
+# plain string is tried before a dictionary key, so that most lines are read once.)
+_DOUBLE_QUOTED = r'"[^"\\]*+(?:\\.[^"\\]*+)*+"'
+_SINGLE_QUOTED = r"'[^'\\]*+(?:\\.[^'\\]*+)*+'"
+_STRING = f"(?:{_DOUBLE_QUOTED}|{_SINGLE_QUOTED})"
 _UNSPLITTABLE = re.compile(
-    rf"""\s*(?:\w+=|\w+ = |{_DOUBLE_QUOTED}:\s)?(?:{_DOUBLE_QUOTED}|{_SINGLE_QUOTED}),?"""
+    rf"""\s*(?:(?:\w+=|\w+ = )?{_STRING}|{_DOUBLE_QUOTED}:\s{_STRING}),?"""
     r"""|\s*#.*|\s*\"\"\".*\"\"\"\s*"""
 )
+#: a line break and the start of a line longer than black allows
+_LONG_LINE = re.compile(rf"\n[^\n]{{{LINE_LENGTH + 1}}}")
 
 
 #: ASCII characters besides ``\n`` that end a line for ``str.splitlines``
@@ -156,19 +160,21 @@ def needs_black(text: str) -> bool:
 
     A line that opens or closes a docstring (an odd number of triple quotes) is never
     looked at, nor are the lines inside one. In ASCII text, the usual case, a character
-    is a column: only the long lines are looked at, and the triple quotes before one are
-    counted only when it is not a line black leaves long anyway."""
+    is a column: only the long lines are looked at (found by a regular expression, the
+    text is not split), and the triple quotes before one are counted only when it is not
+    a line black leaves long anyway."""
     if not text.isascii() or any(ch in text for ch in _OTHER_LINE_BREAKS):
         return _needs_black_by_line(text)
-    lines = text.split("\n")
-    long_lines = compress(range(len(lines)), map(LINE_LENGTH.__lt__, map(len, lines)))
-    quotes = counted = 0  # triple quotes in the lines before line number ``counted``
-    for number in long_lines:
-        line = lines[number]
+    text = "\n" + text  # so that the first line is found as the others are
+    quotes = counted = 0  # triple quotes in ``text[:counted]``
+    for long_line in _LONG_LINE.finditer(text):
+        start = long_line.start() + 1
+        end = text.find("\n", start)
+        line = text[start:] if end == -1 else text[start:end]
         if line.count('"""') % 2 or _UNSPLITTABLE.fullmatch(line):
             continue
-        quotes += sum(before.count('"""') for before in lines[counted:number])
-        counted = number
+        quotes += text.count('"""', counted, start)
+        counted = start
         if quotes % 2 == 0:
             return True
     return False
