@@ -11,11 +11,13 @@ the runtime's adapters.
 from __future__ import annotations
 
 import functools
+import gc
 import hashlib
 import keyword
 import os
 import re
-from collections.abc import Collection
+from collections.abc import Collection, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -86,6 +88,30 @@ class _Unit:
     frozen: tuple[str, str] | None = None
 
 
+#: How many new objects start a collection of the young generation during a build (Python's
+#: default is 700).
+YOUNG_COLLECTION_THRESHOLD = 10_000
+
+
+@contextmanager
+def _few_collections() -> Iterator[None]:
+    """While a build runs, the garbage collector looks at the young objects less often.
+
+    A build makes many objects that live until it ends (syntax trees, checked modules,
+    the IR, generated texts) and little garbage in reference cycles: each collection
+    finds next to nothing to free, yet walks every object made since the last one and,
+    every tenth, everything older again. Here the young generation is collected 14x less
+    often; cycles are still freed, a little later. The thresholds are put back afterwards
+    (a higher one set by the program is kept)."""
+    thresholds = gc.get_threshold()
+    gc.set_threshold(max(thresholds[0], YOUNG_COLLECTION_THRESHOLD), *thresholds[1:])
+    try:
+        yield
+    finally:
+        gc.set_threshold(*thresholds)
+
+
+@_few_collections()
 def compile_sources(
     src: Path, out: Path, *, incremental: bool = False, workers: int | None = None
 ) -> CompileResult:
@@ -319,7 +345,14 @@ def _compile_spread(
             _used_types({m: e for m, e in checked[1].items() if m in own}),
         )
 
-    outcomes = fork_map(compile_share, shares, processes)
+    # Everything loaded so far lives until the build ends: frozen, it is never walked by
+    # the garbage collector of any process (nor are its pages written to by it, so they
+    # stay shared with the children).
+    gc.freeze()
+    try:
+        outcomes = fork_map(compile_share, shares, processes)
+    finally:
+        gc.unfreeze()
     files: dict[str, str] = {}
     diagnostics: list[Diagnostic] = []
     declared: list[_DeclaredType] = []

@@ -12,15 +12,23 @@ about unused types, which need the whole project, and also when a module has an 
 
 from __future__ import annotations
 
+import gc
 import os
 import re
 import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from sigforge.codegen import pipeline
 from sigforge.codegen.parallel import fork_map, usable_processes
-from sigforge.codegen.pipeline import MODULES_PER_PROCESS, _processes, compile_sources
+from sigforge.codegen.pipeline import (
+    MODULES_PER_PROCESS,
+    YOUNG_COLLECTION_THRESHOLD,
+    _processes,
+    compile_sources,
+)
 
 GOLDEN = Path(__file__).resolve().parent / "golden"
 
@@ -162,3 +170,38 @@ def test_spread_builds_leave_the_checked_modules_out(tmp_path: Path) -> None:
     many_module_project(src)
     assert compile_sources(src, tmp_path / "generated", workers=1).modules
     assert compile_sources(src, tmp_path / "generated", workers=2).modules == {}
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_build_collects_young_objects_less_and_leaves_the_collector_as_it_was(
+    tmp_path: Path, workers: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    src = tmp_path / "signatures"
+    many_module_project(src)
+    before = gc.get_threshold()
+    seen: list[int] = []  # the young generation's threshold at each collection while compiling
+    compiling = False
+
+    def record(phase: str, info: dict[str, int]) -> None:
+        if phase == "start" and compiling:
+            seen.append(gc.get_threshold()[0])
+
+    def recorded(*args: Any) -> Any:
+        nonlocal compiling
+        compiling = True
+        try:
+            return compile_units(*args)
+        finally:
+            compiling = False
+
+    compile_units = pipeline._compile_units
+    monkeypatch.setattr(pipeline, "_compile_units", recorded)
+    gc.callbacks.append(record)
+    try:
+        result = compile_sources(src, tmp_path / "generated", workers=workers)
+    finally:
+        gc.callbacks.remove(record)
+    assert result.ok
+    assert seen and min(seen) >= YOUNG_COLLECTION_THRESHOLD  # it did collect, less often
+    assert gc.get_threshold() == before
+    assert gc.get_freeze_count() == 0  # nothing a spread build froze stays frozen
