@@ -25,7 +25,7 @@ import click
 
 from sigforge.runtime._version import __version__
 
-from .diagnostics import Diagnostic
+from .diagnostics import Diagnostic, render_diagnostics
 from .pipeline import CompileResult, compile_sources, display_path, find_sources
 from .write import ForeignFileError, WriteReport, diff_outputs, write_outputs
 
@@ -193,12 +193,12 @@ def _outcome(result: CompileResult) -> str:
 
 def _print_diagnostics(result: CompileResult, fmt: str) -> None:
     """JSON lines on stdout, or the rendered diagnostics on stderr."""
+    if not result.diagnostics:
+        return
     if fmt == "json":
-        for d in result.diagnostics:
-            click.echo(d.to_json())
-    elif result.diagnostics:
-        text = "\n\n".join(d.render(result.sources.get(d.path)) for d in result.diagnostics)
-        click.echo(text, err=True)
+        click.echo("\n".join(d.to_json() for d in result.diagnostics))
+    else:
+        click.echo(render_diagnostics(result.diagnostics, result.sources), err=True)
 
 
 def _report_compile(result: CompileResult, fmt: str) -> None:

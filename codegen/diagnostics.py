@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Literal
 
@@ -25,10 +26,12 @@ class Diagnostic:
 
     def render(self, source: str | None) -> str:
         """Human form: header line, then the offending source line with a caret span, then the hint."""
+        return self._render(_source_lines(source))
+
+    def _render(self, lines: list[str]) -> str:
+        """:meth:`render` with the source already split into lines."""
         s = self.span
         out = [f"{self.path}:{s.line}:{s.column}: {self.severity}[{self.code}]: {self.message}"]
-        # spans count lines by "\n" only (not by \f, \x85, \u2028, ... as splitlines does)
-        lines = source.split("\n") if source is not None else []
         if 1 <= s.line <= len(lines):
             text = lines[s.line - 1].rstrip("\r").expandtabs(1).replace("\f", " ")
             width = (s.end_column - s.column) if s.end_line == s.line else len(text) - s.column + 1
@@ -58,6 +61,24 @@ class Diagnostic:
         )
 
 
+def _source_lines(source: str | None) -> list[str]:
+    # spans count lines by "\n" only (not by \f, \x85, \u2028, ... as splitlines does)
+    return source.split("\n") if source is not None else []
+
+
+def render_diagnostics(diagnostics: Iterable[Diagnostic], sources: Mapping[str, str]) -> str:
+    """The human form of each diagnostic (its source from ``sources``, by path), a blank
+    line between them. Each source is split into lines once, not once per diagnostic: a
+    project can have thousands of warnings."""
+    lines: dict[str, list[str]] = {}
+    rendered = []
+    for d in diagnostics:
+        if d.path not in lines:
+            lines[d.path] = _source_lines(sources.get(d.path))
+        rendered.append(d._render(lines[d.path]))
+    return "\n\n".join(rendered)
+
+
 class CompileError(Exception):
     """Raised by the pipeline when any error diagnostic was produced; carries all of them."""
 
@@ -67,4 +88,4 @@ class CompileError(Exception):
         self.sources = sources
 
     def render(self) -> str:
-        return "\n\n".join(d.render(self.sources.get(d.path)) for d in self.diagnostics)
+        return render_diagnostics(self.diagnostics, self.sources)
