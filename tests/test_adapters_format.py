@@ -225,6 +225,26 @@ def test_open_ended_mappings_use_json_mode() -> None:
     assert response_format({}) == {"type": "json_object"}
 
 
+def test_schemas_keep_the_order_of_union_and_literal_members() -> None:
+    """Unions and literals compare as sets (`int | str == str | int`), but their schemas list
+    the members in order: schemas made once per type must not be shared between them."""
+
+    def members(annotation: Any) -> list[Any]:
+        prop = output_json_schema({"x": annotation})["properties"]["x"]
+        prop = prop.get("items", prop)
+        return [m["type"] for m in prop["anyOf"]] if "anyOf" in prop else prop["enum"]
+
+    for _ in range(2):  # the second time, from the schemas made the first time
+        assert members(int | str) == ["integer", "string"]
+        assert members(str | int) == ["string", "integer"]
+        assert members(list[int | str]) == ["integer", "string"]
+        assert members(list[str | int]) == ["string", "integer"]
+        assert members(Literal["a", "b"]) == ["a", "b"]
+        assert members(Literal["b", "a"]) == ["b", "a"]
+    notes = [field_spec("x", t, is_input=False).type_note for t in (list[int | str], list[str | int])]
+    assert [note.index('"integer"') < note.index('"string"') for note in notes] == [True, False]
+
+
 def test_strict_schema_for_nested_models() -> None:
     class Inner(BaseModel):
         note: str | None = None

@@ -15,6 +15,7 @@ import json
 import re
 import types
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any, Literal, Union, get_args, get_origin
 
 from ..signature import FieldSpec
@@ -109,20 +110,56 @@ def type_note(annotation: Any) -> str:
     if get_origin(annotation) is Literal:
         choices = "; ".join(str(arg) for arg in get_args(annotation))
         return f"must exactly match (no extra characters) one of: {choices}"
-    schema = json.dumps(_type_first(_json_schema(annotation)), ensure_ascii=False)
+    # (_type_first builds new mappings and lists: the cached schema is left as it is)
+    schema = json.dumps(_type_first(_type_schemas(annotation).schema), ensure_ascii=False)
     return f"must adhere to the JSON schema: {schema}"
 
 
-def _json_schema(annotation: Any) -> dict[str, Any]:
-    return copy.deepcopy(_cached_json_schema(annotation))
+@dataclass(frozen=True, slots=True)
+class _TypeSchemas:
+    """The JSON schemas of one annotation, made once per annotation (never modify them)."""
+
+    #: pydantic's schema of the annotation
+    schema: dict[str, Any]
+    #: whether it is (or holds) a model or an enum: then the outputs model is built (a
+    #: ``$ref``, with rules of its own for titles), and the two schemas below are empty
+    needs_model: bool
+    #: the schema as a property of an outputs model: keys sorted, with a ``title`` in its
+    #: place (an empty one, which :func:`_outputs_object` fills in)
+    property: dict[str, Any]
+    #: ``property`` made strict (see :func:`_make_strict`)
+    strict: dict[str, Any]
+    #: whether the schema holds an open-ended mapping (see :func:`output_json_schema`)
+    open_mapping: bool
+
+
+def _type_schemas(annotation: Any) -> _TypeSchemas:
+    # Keyed by the annotation and its name: equal annotations can have different schemas
+    # (unions compare as sets, `int | str == str | int`, but `anyOf` keeps their order).
+    return _cached_type_schemas(annotation, annotation_name(annotation))
 
 
 @functools.lru_cache(maxsize=1024)
-def _cached_json_schema(annotation: Any) -> dict[str, Any]:
+def _cached_type_schemas(annotation: Any, name: str) -> _TypeSchemas:
     from pydantic import TypeAdapter
 
     schema: dict[str, Any] = TypeAdapter(annotation).json_schema()
-    return schema
+    if "title" in schema or "$defs" in schema:
+        return _TypeSchemas(schema, True, {}, {}, _has_open_mapping(schema))
+    prop = dict(sorted({**schema, "title": ""}.items()))
+    strict = _make_strict(copy.deepcopy(prop), prop)  # (no `$ref` to resolve without `$defs`)
+    return _TypeSchemas(schema, False, prop, strict, _has_open_mapping(schema))
+
+
+def _field_schemas(annotations: Mapping[str, Any]) -> list[_TypeSchemas] | None:
+    """The schemas of each annotation; None when one needs the model built."""
+    found = []
+    for annotation in annotations.values():
+        schemas = _type_schemas(annotation)
+        if schemas.needs_model:
+            return None
+        found.append(schemas)
+    return found
 
 
 def _type_first(node: Any) -> Any:
@@ -141,8 +178,6 @@ _CAPITALISED_WORD = re.compile(r"(.)([A-Z][a-z]+)")
 _LOWER_THEN_UPPER = re.compile(r"([a-z0-9])([A-Z])")
 _LETTER_THEN_DIGIT = re.compile(r"([a-zA-Z])(\d)")
 _DIGIT_THEN_LETTER = re.compile(r"(\d)([a-zA-Z])")
-
-
 def infer_prefix(name: str) -> str:
     """A human label for a field name: ``some_field`` -> ``Some Field``, ``HTMLParser`` -> ``HTML Parser``."""
     snake = _CAPITALISED_WORD.sub(r"\1_\2", name)
@@ -188,10 +223,13 @@ def output_json_schema(annotations: Mapping[str, Any]) -> dict[str, Any]:
     turns into plain JSON mode. (DSPy does that only for a top-level ``dict``; for a nested
     one it sends a schema that forces the mapping to be empty.)
     """
-    schema = _model_schema(annotations)
-    if _has_open_mapping(schema):
+    fields = _field_schemas(annotations)
+    if fields is None:
+        schema = _built_model_schema(annotations)
+        return {} if _has_open_mapping(schema) else _make_strict(schema, schema)
+    if any(f.open_mapping for f in fields):
         return {}
-    return _make_strict(schema, schema)
+    return _outputs_object({name: f.strict for name, f in zip(annotations, fields, strict=True)})
 
 
 def _model_schema(annotations: Mapping[str, Any]) -> dict[str, Any]:
@@ -199,23 +237,37 @@ def _model_schema(annotations: Mapping[str, Any]) -> dict[str, Any]:
 
     Assembled from each annotation's own schema, which is cached, instead of building a
     model per signature; when a field refers to a model or an enum the model is built."""
-    properties: dict[str, Any] = {}
-    for name, annotation in annotations.items():
-        field = _json_schema(annotation)
-        if "title" in field or "$defs" in field:
-            # a model or enum (a `$ref` in a model, with rules of its own for titles)
-            return _built_model_schema(annotations)
+    fields = _field_schemas(annotations)
+    if fields is None:
+        return _built_model_schema(annotations)
+    return _outputs_object({name: f.property for name, f in zip(annotations, fields, strict=True)})
+
+
+def _outputs_object(properties: Mapping[str, dict[str, Any]]) -> dict[str, Any]:
+    """The outputs model's schema from its fields' property schemas (see
+    :class:`_TypeSchemas`): each one copied and titled after the field as pydantic titles it."""
+    titled: dict[str, Any] = {}
+    for name, prop in properties.items():
+        field = titled[name] = _copy_json(prop)
         field["title"] = name.title().replace("_", " ")
-        properties[name] = dict(sorted(field.items()))
     schema: dict[str, Any] = {}
     schema.update(
         additionalProperties=False,
-        properties=properties,
-        required=list(annotations),
+        properties=titled,
+        required=list(properties),
         title=OUTPUT_SCHEMA_TITLE,
         type="object",
     )
     return schema
+
+
+def _copy_json(node: Any) -> Any:
+    """A copy of a JSON value (what ``copy.deepcopy`` does, for dicts, lists and scalars only)."""
+    if type(node) is dict:
+        return {key: _copy_json(value) for key, value in node.items()}
+    if type(node) is list:
+        return [_copy_json(item) for item in node]
+    return node
 
 
 def _built_model_schema(annotations: Mapping[str, Any]) -> dict[str, Any]:
