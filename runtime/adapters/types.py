@@ -178,12 +178,18 @@ _CAPITALISED_WORD = re.compile(r"(.)([A-Z][a-z]+)")
 _LOWER_THEN_UPPER = re.compile(r"([a-z0-9])([A-Z])")
 _LETTER_THEN_DIGIT = re.compile(r"([a-zA-Z])(\d)")
 _DIGIT_THEN_LETTER = re.compile(r"(\d)([a-zA-Z])")
+#: what each of the four patterns needs to match at all
+_CAPITAL_OR_DIGIT = re.compile(r"[A-Z\d]")
+
+
 def infer_prefix(name: str) -> str:
     """A human label for a field name: ``some_field`` -> ``Some Field``, ``HTMLParser`` -> ``HTML Parser``."""
-    snake = _CAPITALISED_WORD.sub(r"\1_\2", name)
-    snake = _LOWER_THEN_UPPER.sub(r"\1_\2", snake)
-    snake = _LETTER_THEN_DIGIT.sub(r"\1_\2", snake)
-    snake = _DIGIT_THEN_LETTER.sub(r"\1_\2", snake)
+    snake = name
+    if _CAPITAL_OR_DIGIT.search(name):  # (most names are snake_case: nothing to split)
+        snake = _CAPITALISED_WORD.sub(r"\1_\2", snake)
+        snake = _LOWER_THEN_UPPER.sub(r"\1_\2", snake)
+        snake = _LETTER_THEN_DIGIT.sub(r"\1_\2", snake)
+        snake = _DIGIT_THEN_LETTER.sub(r"\1_\2", snake)
     return " ".join(word if word.isupper() else word.capitalize() for word in snake.split("_"))
 
 
