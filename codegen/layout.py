@@ -156,4 +156,9 @@ def import_node(module: str, names: tuple[str, ...] | list[str]) -> Node:
 
 def string_node(lead: str, text: str) -> Node:
     """``lead`` then ``text`` as string literals, one per line of the text."""
-    return Strings(lead, py_string_parts(text))
+    parts = py_string_parts(text)
+    if len(parts) == 1 and not lead.endswith(" = "):
+        # one literal that is not an assignment's value is never split: an atom (the
+        # usual case: a description argument), which lays out as the Strings would
+        return lead + parts[0]
+    return Strings(lead, parts)
