@@ -83,7 +83,7 @@ def py_str(text: str) -> str:
 def py_string_parts(text: str) -> tuple[str, ...]:
     """String literals, one per line of ``text``, whose implicit concatenation is ``text``."""
     lines = text.splitlines(keepends=True)
-    return tuple(py_str(line) for line in lines) if len(lines) > 1 else (py_str(text),)
+    return tuple(map(py_str, lines)) if len(lines) > 1 else (py_str(text),)
 
 
 def py_comment(text: str) -> str:
