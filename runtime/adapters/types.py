@@ -54,6 +54,8 @@ _CONSTRAINT_LABELS: dict[str, str] = {
 
 def annotation_name(annotation: Any) -> str:
     """The type as prompts name it: ``list[str]``, ``Union[str, NoneType]``, ``Literal['a', 'b']``."""
+    if type(annotation) is type:  # a plain class (str, int, ...): no origin to look up
+        return annotation.__name__
     origin = get_origin(annotation)
     if origin is None:
         name = getattr(annotation, "__name__", None)
