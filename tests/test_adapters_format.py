@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime
 import enum
+import json
 from typing import Any, Literal
 
 import pytest
@@ -22,6 +23,7 @@ from sigforge.runtime.adapters import (
     output_json_schema,
     response_format,
 )
+from sigforge.runtime.adapters.base import placeholder
 from sigforge.runtime.adapters.values import format_value
 from sigforge.runtime.errors import ConfigurationError
 from sigforge.runtime.signature import AdapterPrompts, FieldSpec
@@ -169,6 +171,15 @@ def test_prompts_are_the_constant_parts(adapter: ChatAdapter | JSONAdapter) -> N
         system=adapter.system_message(INPUTS, OUTPUTS, "Do it."),
         output_request=adapter.output_request(OUTPUTS),
     )
+
+
+@pytest.mark.parametrize("outputs", [(), OUTPUTS, (FieldSpec("note", "str", type_note='a "q" \\ é ✓ \n\t\x01 \u2028'),)])
+def test_json_structure_lists_the_outputs_as_indented_json(outputs: tuple[FieldSpec, ...]) -> None:
+    """The outputs' placeholders are written as json.dumps(indent=2) writes them (without
+    running its slow pure-Python encoder): escapes, non-ASCII text, no fields at all."""
+    placeholders = {spec.name: placeholder(spec, with_note=True) for spec in outputs}
+    expected = json.dumps(placeholders, indent=2, ensure_ascii=False)
+    assert JSON.field_structure(INPUTS, outputs).endswith(f"\n\n{expected}")
 
 
 def test_output_requests() -> None:

@@ -15,6 +15,20 @@ from .values import jsonable
 __all__ = ["JSONAdapter"]
 
 
+#: JSON text of a string, as ``json.dumps(text, ensure_ascii=False)`` writes it
+_json_string = json.JSONEncoder(ensure_ascii=False).encode
+
+
+def _indented_json_object(entries: Mapping[str, str]) -> str:
+    """``json.dumps(entries, indent=2, ensure_ascii=False)`` for a mapping of strings to
+    strings, written directly (json.dumps with an indent runs its pure-Python encoder,
+    several times slower; the compiler writes this text for every signature)."""
+    if not entries:
+        return "{}"
+    lines = ",\n".join(f"  {_json_string(key)}: {_json_string(value)}" for key, value in entries.items())
+    return f"{{\n{lines}\n}}"
+
+
 class JSONAdapter(Adapter):
     """Asks for a JSON object (with a structured-outputs schema) and reads it back."""
 
@@ -29,7 +43,7 @@ class JSONAdapter(Adapter):
             "Inputs will have the following structure:",
             field_blocks(input_fields, with_notes=False),
             "Outputs will be a JSON object with the following fields.",
-            json.dumps(outputs, indent=2, ensure_ascii=False),
+            _indented_json_object(outputs),
         ]
         return "\n\n".join(parts).strip()
 
