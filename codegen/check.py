@@ -7,7 +7,6 @@ error so that one run reports all of them.
 from __future__ import annotations
 
 import builtins
-import difflib
 import functools
 import json
 import keyword
@@ -1262,6 +1261,8 @@ def _is_enum(t: SigType) -> bool:
 
 def _close(name: str, candidates: list[str]) -> str | None:
     """The candidate closest to ``name`` (also one differing only in case), if any."""
+    import difflib  # only for the hint of an error: not loaded by a build without one
+
     close = difflib.get_close_matches(name, candidates, n=1, cutoff=0.6)
     if not close:
         close = [c for c in candidates if c.lower() == name.lower()]
