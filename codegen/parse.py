@@ -8,7 +8,7 @@ import json
 import re
 import threading
 from collections.abc import Iterator
-from functools import cache
+from functools import cache, partial
 from importlib.resources import files
 from typing import Any, Literal, NamedTuple
 
@@ -179,14 +179,20 @@ class _Lexer(Lexer):
         yield from contextual.lex(lexer_state, parser_state)
 
 
+#: ``ast.Span(line, column, end_line, end_column)`` made from a tuple by ``tuple.__new__``:
+#: half the time of the named tuple's Python-level ``__new__`` (the parser makes one or
+#: two spans per node)
+_new_span = partial(tuple.__new__, ast.Span)
+
+
 def _span(tok: Token) -> ast.Span:
     """A token's span (the lexer sets all four positions)."""
-    return ast.Span(tok.line, tok.column, tok.end_line, tok.end_column)  # type: ignore[arg-type]
+    return _new_span((tok.line, tok.column, tok.end_line, tok.end_column))
 
 
 def _reach(start: ast.Span, end: ast.Span) -> ast.Span:
     """From where ``start`` starts to where ``end`` ends."""
-    return ast.Span(start.line, start.column, end.end_line, end.end_column)
+    return _new_span((start.line, start.column, end.end_line, end.end_column))
 
 
 _JSON = json.JSONDecoder(strict=False)
@@ -225,7 +231,7 @@ def _rule_span(children: list[Any]) -> ast.Span:
         end_line, end_column = last.end_line, last.end_column
     else:
         end_line, end_column = last.span.end_line, last.span.end_column
-    return ast.Span(line, column, end_line, end_column)  # type: ignore[arg-type]
+    return _new_span((line, column, end_line, end_column))
 
 
 def _names(children: list[Any]) -> list[Token]:
@@ -397,13 +403,13 @@ class _ToAst:
             else:
                 default = extra.value
         end = children[-1].span
-        span = ast.Span(name.line, name.column, end.end_line, end.end_column)
+        span = _new_span((name.line, name.column, end.end_line, end.end_column))
         return _Param(name, type_, options, description, default, span)
 
     def field(self, children: list[Any]) -> ast.Field:
         direction, param = children[0], children[1]
         end = param.span
-        span = ast.Span(direction.line, direction.column, end.end_line, end.end_column)
+        span = _new_span((direction.line, direction.column, end.end_line, end.end_column))
         field: ast.Field = param.field("in" if direction.value == "in" else "out", span)
         return field
 
