@@ -7,10 +7,14 @@ from __future__ import annotations
 
 import datetime
 import enum
+import inspect
 import json
+import textwrap
 from typing import Any, Literal
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from pydantic import BaseModel
 
 from sigforge.runtime.adapters import (
@@ -180,6 +184,18 @@ def test_json_structure_lists_the_outputs_as_indented_json(outputs: tuple[FieldS
     placeholders = {spec.name: placeholder(spec, with_note=True) for spec in outputs}
     expected = json.dumps(placeholders, indent=2, ensure_ascii=False)
     assert JSON.field_structure(INPUTS, outputs).endswith(f"\n\n{expected}")
+
+
+@settings(max_examples=400)
+@given(st.text(alphabet=st.sampled_from(["a", "é", " ", "\t", "\n", "\r", "\x0b", "\u2028", "\u3000"])))
+def test_objective_reads_instructions_as_a_cleaned_dedented_docstring(instructions: str) -> None:
+    """As DSPy: inspect.cleandoc, then textwrap.dedent, one line per line (text without tabs
+    or indented lines takes a shorter way, which must agree)."""
+    lines = textwrap.dedent(inspect.cleandoc(instructions)).splitlines()
+    expected = "In adhering to this structure, your objective is: " + "".join(
+        f"\n        {line}" for line in lines
+    )
+    assert CHAT.system_message(INPUTS, OUTPUTS, instructions).endswith(f"\n{expected}")
 
 
 def test_output_requests() -> None:

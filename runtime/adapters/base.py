@@ -79,7 +79,12 @@ def _objective(instructions: str) -> str:
     # DSPy reads instructions like a docstring (inspect.cleandoc: tabs expanded, the
     # indentation of the lines after the first and surrounding blank lines removed),
     # then dedents them; each line goes on its own line, indented by eight spaces.
-    lines = textwrap.dedent(inspect.cleandoc(instructions)).splitlines()
+    if "\t" in instructions or any(line[:1].isspace() for line in instructions.split("\n")):
+        text = textwrap.dedent(inspect.cleandoc(instructions))
+    else:  # no tab, no indented line: of the two, only cleandoc's removal of blank lines at
+        # either end changes anything (the usual case; the other way costs regexes)
+        text = instructions.strip("\n")
+    lines = text.splitlines()
     return "In adhering to this structure, your objective is: " + "".join(
         _OBJECTIVE_INDENT + line for line in lines
     )
