@@ -41,11 +41,11 @@ from .pytypes import enum_docstring, pydantic_field
 from .types import (
     DeclaredType,
     ImageType,
+    LiteralOf,
     Primitive,
     SigType,
     TypeResolver,
     partial_type,
-    uses_literal,
     walk,
 )
 
@@ -504,6 +504,10 @@ def _all_types(module: CheckedModule) -> list[SigType]:
     return [f.type for f in fields] + [t.returns for t in module.tools]
 
 
+#: the primitive types imported from ``datetime``
+_DATE_TYPES = ("date", "datetime")
+
+
 def lower(module: CheckedModule, types: TypeResolver) -> ModuleIR:
     """Lower a checked, extended module (name collisions were rejected by the checks)."""
     types = _KindTypes(types, module)
@@ -534,7 +538,7 @@ def lower(module: CheckedModule, types: TypeResolver) -> ModuleIR:
             kinds.append(_kind_ir(pred, by_name))
     doc = module.doc or f"Typed signatures and predictors generated from {module.source}."
     all_types = [x for t in _all_types(module) for x in walk(t)]
-    typing_imports = {"Literal"} if any(uses_literal(t) for t in all_types) else set()
+    typing_imports = {"Literal"} if any(isinstance(t, LiteralOf) for t in all_types) else set()
     if module.tools:
         typing_imports |= {"Literal", "Protocol"}  # call models name their tool in a Literal
     reacts = [k.react for k in kinds if k.react is not None]
@@ -582,7 +586,7 @@ def lower(module: CheckedModule, types: TypeResolver) -> ModuleIR:
         doc=doc,
         typing_imports=tuple(sorted(typing_imports)),
         datetime_imports=tuple(
-            sorted({t.name for t in all_types if t in (Primitive("date"), Primitive("datetime"))})
+            sorted({t.name for t in all_types if isinstance(t, Primitive) and t.name in _DATE_TYPES})
         ),
         uses_enum=bool(module.enums),
         imports=tuple(

@@ -214,7 +214,3 @@ def partial_type(t: SigType) -> SigType:
     if isinstance(partial, UnionOf):
         return partial if partial.optional else UnionOf((*partial.members, NoneType_()))
     return UnionOf((partial, NoneType_()))
-
-
-def uses_literal(t: SigType) -> bool:
-    return any(isinstance(x, LiteralOf) for x in walk(t))
