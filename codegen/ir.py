@@ -3,6 +3,10 @@
 Lowering happens here, once: types become annotations, values become literals, and the
 constant prompt parts are computed by the runtime's own adapters (the single
 implementation of the prompt format), so the templates only place text.
+
+IR objects are never changed once made; like the layout nodes (see :mod:`.layout`) their
+classes are not ``frozen`` dataclasses, whose attributes are each set through
+``object.__setattr__`` (a noticeable share of the lowering's time).
 """
 
 from __future__ import annotations
@@ -53,7 +57,7 @@ if TYPE_CHECKING:
     from pydantic import BaseModel
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class FieldIR:
     name: str
     annotation: str
@@ -69,7 +73,7 @@ class FieldIR:
     type_name: str = ""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class SignatureIR:
     name: str
     docstring: str
@@ -96,7 +100,7 @@ class SignatureIR:
     output_schema: Node
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class PredictorIR:
     name: str
     base: str
@@ -125,7 +129,7 @@ class PredictorIR:
     frozen_note: str = ""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class InnerIR:
     """A predictor a module kind runs inside: a small subclass naming its signature."""
 
@@ -141,7 +145,7 @@ class InnerIR:
     frozen_note: str = ""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class ReactIR:
     """What a react predictor ``P`` generates besides its signatures and predictors."""
 
@@ -160,7 +164,7 @@ class ReactIR:
     extract_outputs: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class KindIR:
     """A predictor of a module kind: a ``Module`` subclass running inner predictors."""
 
@@ -184,20 +188,20 @@ class KindIR:
     react: ReactIR | None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class EnumMemberIR:
     name: str
     value: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class EnumIR:
     name: str
     docstring: str
     members: tuple[EnumMemberIR, ...]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class ClassIR:
     name: str
     docstring: str
@@ -207,7 +211,7 @@ class ClassIR:
     partial_fields: tuple[Node, ...]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class ToolIR:
     name: str
     #: the ``description = "..."`` statement
@@ -227,7 +231,7 @@ class ToolIR:
     args_schema: Node
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class ModuleIR:
     source: str
     doc: str
