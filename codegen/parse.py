@@ -71,20 +71,6 @@ def parser() -> Lark:
     return lark_parser
 
 
-_new_str = str.__new__
-
-
-def _token(
-    type_: str, value: str, start: int, line: int, column: int, end_line: int, end_column: int, end: int
-) -> Token:
-    """``Token(type_, value, start, line, column, end_line, end_column, end)``, made directly:
-    ``Token()`` takes twice as long (it checks for a deprecated keyword argument)."""
-    token = _new_str(Token, value)
-    token.type, token.value, token.start_pos, token.end_pos = type_, value, start, end
-    token.line, token.column, token.end_line, token.end_column = line, column, end_line, end_column
-    return token
-
-
 #: a state's lexer: its regex's ``match``, the terminals whose text may hold a newline, and
 #: the keywords a NAME turns into in this state (``"signature"`` -> SIGNATURE)
 _StateLexer = tuple[Any, frozenset[str], dict[str, str]]
@@ -137,7 +123,7 @@ class _Lexer(Lexer):
             table = parser_state.parse_conf.states
             contextual = ContextualLexer(self._conf, {s: list(t) for s, t in table.items()})
             self._contextual = contextual
-        states = self._states
+        states, new_str = self._states, str.__new__
         stack = parser_state.state_stack  # the parser's state is its top
         source: Any = lexer_state.text  # a TextSlice (Lark >= 1.3) or the text itself
         text, end = (source, len(source)) if isinstance(source, str) else (source.text, source.end)
@@ -166,11 +152,15 @@ class _Lexer(Lexer):
             if type_ in newline_types and "\n" in value:
                 end_line = line + value.count("\n")
                 line_start = pos + value.rindex("\n") + 1
-                token = _token(type_, value, pos, line, column, end_line, next_pos - line_start + 1, next_pos)
-                line = end_line
+                end_column = next_pos - line_start + 1
             else:
-                token = _token(type_, value, pos, line, column, line, column + next_pos - pos, next_pos)
-            pos = next_pos
+                end_line, end_column = line, column + next_pos - pos
+            # Token(type_, value, pos, line, ...) made directly: Token() takes twice as long
+            # (it checks for a deprecated keyword argument)
+            token = new_str(Token, value)
+            token.type, token.value, token.start_pos, token.end_pos = type_, value, pos, next_pos
+            token.line, token.column, token.end_line, token.end_column = line, column, end_line, end_column
+            line, pos = end_line, next_pos
             yield token
         counter.char_pos, counter.line, counter.line_start_pos = pos, line, line_start
         counter.column = pos - line_start + 1
