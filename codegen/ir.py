@@ -262,17 +262,17 @@ class ModuleIR:
     modules_import: Node
 
 
-#: the attributes of ``FieldSpec`` after ``name``, with their defaults
-_SPEC_DEFAULTS = tuple((f.name, f.default) for f in dataclasses.fields(FieldSpec))[1:]
+#: the attributes of ``FieldSpec`` after ``name``, with their keyword (``name=``) and default
+_SPEC_DEFAULTS = tuple((f.name, f"{f.name}=", f.default) for f in dataclasses.fields(FieldSpec))[1:]
 
 
 def _spec_node(spec: FieldSpec) -> Node:
     """``FieldSpec(...)`` naming only the attributes that differ from their defaults."""
     parts: list[Node] = [f"name={py_literal(spec.name)}"]
-    for name, default in _SPEC_DEFAULTS:
+    for name, keyword, default in _SPEC_DEFAULTS:
         value = getattr(spec, name)
         if value != default:
-            parts.append(string_node(f"{name}=", value) if isinstance(value, str) else f"{name}={py_literal(value)}")
+            parts.append(string_node(keyword, value) if isinstance(value, str) else keyword + py_literal(value))
     return call_node("FieldSpec", parts)
 
 
@@ -355,7 +355,7 @@ def _partial_attribute(field: CheckedField, whole: frozenset[str] = frozenset())
 
 
 def _specs_node(lead: str, fields: tuple[FieldIR, ...]) -> Node:
-    specs = tuple(f.spec for f in fields)
+    specs = tuple([f.spec for f in fields])
     return Bracket(f"{lead} = (", specs, ")", one_tuple=len(specs) == 1)
 
 
@@ -373,8 +373,8 @@ def _signature_ir(
     outputs_of = sig.outputs_from or sig.name
     inputs = [lowered.field(f) for f in sig.inputs]
     outputs = [lowered.field(f) for f in sig.outputs]
-    in_specs = tuple(s for _, s in inputs)
-    out_specs = tuple(s for _, s in outputs)
+    in_specs = tuple([s for _, s in inputs])
+    out_specs = tuple([s for _, s in outputs])
     instructions = (
         sig.instructions or inherited or default_instructions(in_specs, out_specs)
     )
@@ -394,8 +394,8 @@ def _signature_ir(
     doc = instructions
     if sig.extension_note:
         doc = f"{doc}\n\n({sig.extension_note})"
-    input_fields = tuple(f for f, _ in inputs)
-    output_fields = tuple(f for f, _ in outputs)
+    input_fields = tuple([f for f, _ in inputs])
+    output_fields = tuple([f for f, _ in outputs])
     return SignatureIR(
         name=sig.name,
         docstring=doc,
@@ -404,7 +404,7 @@ def _signature_ir(
         inputs_model=f"{base}Inputs",
         outputs_model=f"{outputs_of}Outputs",
         partial_model=partial_name(f"{outputs_of}Outputs"),
-        partial_fields=tuple(lowered.partial(f, whole) for f in sig.outputs),
+        partial_fields=tuple([lowered.partial(f, whole) for f in sig.outputs]),
         define_inputs_model=sig.extends is None,
         define_outputs_model=sig.outputs_from is None,
         extends=sig.extends,
@@ -660,7 +660,7 @@ def _predictor_ir(pred: CheckedPredictor, run: SignatureIR) -> PredictorIR:
 
 def signature_fields(sig: SignatureIR) -> tuple[tuple[str, str], ...]:
     """Field name -> prompt type name, inputs then outputs (as saved states record them)."""
-    return tuple((f.name, f.type_name) for f in (*sig.input_fields, *sig.output_fields))
+    return tuple([(f.name, f.type_name) for f in (*sig.input_fields, *sig.output_fields)])
 
 
 def declared_text(pred: CheckedPredictor) -> str:

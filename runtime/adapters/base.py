@@ -38,8 +38,8 @@ def default_instructions(
     input_fields: Sequence[FieldSpec], output_fields: Sequence[FieldSpec]
 ) -> str:
     """The instructions DSPy gives a signature that declares none."""
-    inputs = ", ".join(f"`{spec.name}`" for spec in input_fields)
-    outputs = ", ".join(f"`{spec.name}`" for spec in output_fields)
+    inputs = ", ".join([f"`{spec.name}`" for spec in input_fields])
+    outputs = ", ".join([f"`{spec.name}`" for spec in output_fields])
     return f"Given the fields {inputs}, produce the fields {outputs}."
 
 
@@ -52,9 +52,9 @@ def placeholder(spec: FieldSpec, *, with_note: bool) -> str:
 
 def field_blocks(fields: Sequence[FieldSpec], *, with_notes: bool) -> str:
     """The ``[[ ## name ## ]]`` blocks of the structure section."""
-    blocks = (
+    blocks = [
         f"[[ ## {spec.name} ## ]]\n{placeholder(spec, with_note=with_notes)}" for spec in fields
-    )
+    ]
     return "\n\n".join(blocks).strip()
 
 
@@ -86,7 +86,7 @@ def _objective(instructions: str) -> str:
         text = instructions.strip("\n")
     lines = text.splitlines()
     return "In adhering to this structure, your objective is: " + "".join(
-        _OBJECTIVE_INDENT + line for line in lines
+        [_OBJECTIVE_INDENT + line for line in lines]
     )
 
 

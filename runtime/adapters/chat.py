@@ -33,7 +33,7 @@ class ChatAdapter(Adapter):
 
     def output_request(self, output_fields: Sequence[FieldSpec]) -> str:
         fields = ", then ".join(
-            f"`[[ ## {spec.name} ## ]]`{type_hint(spec)}" for spec in output_fields
+            [f"`[[ ## {spec.name} ## ]]`{type_hint(spec)}" for spec in output_fields]
         )
         return (
             f"Respond with the corresponding output fields, starting with the field {fields}, "

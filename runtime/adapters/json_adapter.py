@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+import json.encoder
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, ClassVar
 
 from ..signature import FieldSpec, Signature
@@ -15,8 +16,9 @@ from .values import jsonable
 __all__ = ["JSONAdapter"]
 
 
-#: JSON text of a string, as ``json.dumps(text, ensure_ascii=False)`` writes it
-_json_string = json.JSONEncoder(ensure_ascii=False).encode
+#: JSON text of a string, as ``json.dumps(text, ensure_ascii=False)`` writes it (the
+#: encoder's own C function for strings)
+_json_string: Callable[[str], str] = json.encoder.encode_basestring
 
 
 def _indented_json_object(entries: Mapping[str, str]) -> str:
@@ -25,7 +27,7 @@ def _indented_json_object(entries: Mapping[str, str]) -> str:
     several times slower; the compiler writes this text for every signature)."""
     if not entries:
         return "{}"
-    lines = ",\n".join(f"  {_json_string(key)}: {_json_string(value)}" for key, value in entries.items())
+    lines = ",\n".join([f"  {_json_string(key)}: {_json_string(value)}" for key, value in entries.items()])
     return f"{{\n{lines}\n}}"
 
 
@@ -48,7 +50,7 @@ class JSONAdapter(Adapter):
         return "\n\n".join(parts).strip()
 
     def output_request(self, output_fields: Sequence[FieldSpec]) -> str:
-        fields = ", then ".join(f"`{spec.name}`{type_hint(spec)}" for spec in output_fields)
+        fields = ", then ".join([f"`{spec.name}`{type_hint(spec)}" for spec in output_fields])
         return f"Respond with a JSON object in the following order of fields: {fields}."
 
     def format_assistant(

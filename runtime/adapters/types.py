@@ -52,6 +52,10 @@ _CONSTRAINT_LABELS: dict[str, str] = {
 }
 
 
+#: the names of the typing forms that are origins of annotations
+_FORM_NAMES: dict[Any, str] = {Literal: "Literal", Union: "Union"}
+
+
 def annotation_name(annotation: Any) -> str:
     """The type as prompts name it: ``list[str]``, ``Union[str, NoneType]``, ``Literal['a', 'b']``."""
     if type(annotation) is type:  # a plain class (str, int, ...): no origin to look up
@@ -65,11 +69,12 @@ def annotation_name(annotation: Any) -> str:
     args = get_args(annotation)
     if origin is Literal:
         inner = ", ".join(
-            _quote_literal(arg) if isinstance(arg, str) else annotation_name(arg) for arg in args
+            [_quote_literal(arg) if isinstance(arg, str) else annotation_name(arg) for arg in args]
         )
     else:
-        inner = ", ".join(annotation_name(arg) for arg in args)
-    return f"{annotation_name(origin)}[{inner}]"
+        inner = ", ".join([annotation_name(arg) for arg in args])
+    # (typing's forms are named from a table: their __name__ goes through a slow __getattr__)
+    return f"{_FORM_NAMES.get(origin) or annotation_name(origin)}[{inner}]"
 
 
 def _quote_literal(text: str) -> str:
@@ -192,7 +197,7 @@ def infer_prefix(name: str) -> str:
         snake = _LOWER_THEN_UPPER.sub(r"\1_\2", snake)
         snake = _LETTER_THEN_DIGIT.sub(r"\1_\2", snake)
         snake = _DIGIT_THEN_LETTER.sub(r"\1_\2", snake)
-    return " ".join(word if word.isupper() else word.capitalize() for word in snake.split("_"))
+    return " ".join([word if word.isupper() else word.capitalize() for word in snake.split("_")])
 
 
 def field_spec(
