@@ -78,3 +78,47 @@ def test_commands_defined_elsewhere_are_listed_and_run() -> None:
     assert result.exit_code == 0 and "DOCS_DIR" in result.output
     result = CliRunner().invoke(main, ["evaluate", "--help"])
     assert result.exit_code == 0 and "PROGRAM" in result.output
+
+
+def run_as_program(args: list[str], cwd: Path) -> tuple[subprocess.CompletedProcess[str], bool]:
+    """``python -m sigforge.codegen ARGS`` with an exit handler that leaves a mark: the
+    process's result, and whether the interpreter was torn down as usual (the handler ran)."""
+    mark = cwd / "torn-down"
+    probe = (
+        "import atexit, pathlib, runpy, sys\n"
+        f"atexit.register(pathlib.Path({str(mark)!r}).touch)\n"
+        f"sys.argv = ['sigforge', *{args!r}]\n"
+        "runpy.run_module('sigforge.codegen', run_name='__main__')\n"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], cwd=cwd, capture_output=True, text=True)
+    torn_down = mark.exists()
+    mark.unlink(missing_ok=True)
+    return done, torn_down
+
+
+def test_compiler_commands_end_at_once_with_their_output_and_status(tmp_path: Path) -> None:
+    root = project(tmp_path)
+    done, torn_down = run_as_program(["generate"], root)
+    assert done.returncode == 0 and not torn_down
+    assert "generated: 5 written" in done.stdout and done.stderr.endswith("\n2 warnings.\n")
+    done, torn_down = run_as_program(["check"], root)
+    assert (done.returncode, done.stdout.strip(), torn_down) == (0, "generated is up to date.", False)
+    qa = root / "signatures" / "qa.sig"
+    qa.write_text(qa.read_text(encoding="utf-8") + "\n# touched\n", encoding="utf-8")
+    done, torn_down = run_as_program(["check", "--format", "json"], root)
+    assert done.returncode == 1 and not torn_down
+    assert done.stdout.startswith("{") and "+# Source digest: " in done.stdout  # the whole diff
+    assert "is stale" in done.stderr
+    (root / "signatures" / "broken.sig").write_text("signature B { in a: strr }\n")
+    done, torn_down = run_as_program(["generate", "--format", "json"], root)
+    assert done.returncode == 1 and not torn_down
+    assert '"code": "E201"' in done.stdout
+
+
+def test_other_commands_and_in_process_calls_end_as_usual(tmp_path: Path) -> None:
+    root = project(tmp_path)
+    done, torn_down = run_as_program(["fmt", "--check"], root)
+    assert torn_down and done.returncode in (0, 1)
+    result = CliRunner().invoke(main, ["generate", "--src", str(root / "signatures"), "--out", str(root / "out")])
+    assert result.exit_code == 0  # called with arguments: returns (this process goes on)
+    assert (root / "out" / "qa.py").is_file()
