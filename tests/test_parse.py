@@ -132,3 +132,107 @@ def test_rendered_diagnostic_shows_line_caret_and_hint() -> None:
         "  hint: expected `in` or `out`, `}`, a \"\"\"docstring\"\"\" or a string; "
         "each field starts with `in` or `out`, e.g. `in question: str`"
     )
+
+
+# ---------------------------------------------------------------- the parser's own lexer
+
+#: text where a keyword, `in` or `out` is a name, with every kind of token and blank
+LEXER_CASES = [
+    FULL,
+    'class C { signature: str  in: str  out: int = 1 }\n',
+    "tool t(in: str, tool: int, enum: float = -1.5e3, x: int = +2, y: float = .5,) -> str\n",
+    'enum E { signature = "x" "d" }\nenum F { """doc""" a }\n',
+    "from a.b import signature, c,\nfrom d import in_\n",
+    'signature S {\r\n\tin in_: str # c\r\n\tout out_: tuple[int, ...]\r\n}\r\n# end',
+    'signature S { """line\n  \\""" two\n""" in a: Literal["x\\n", 1] }\n',
+    "predictor P = predict(S, temperature=0.5, tags=[], n=[1, 2,],)",
+]
+
+#: text with a syntax error: Lark's own lexer must raise from the very same place (a
+#: keyword is a name only where the parser's state does not accept the keyword)
+BROKEN_CASES = [
+    'class C { in: str  out: int  signature: str }',
+    'enum E { signature tool = "x" }',
+    'signature X {\n  in q: str "open\n}',
+    "signature X { in q: @ }",
+    "signature X {\n    question: str\n}",
+    "signatures X { }",
+    "signature X { in }",
+    "signature X { in q: str = }",
+    'signature X { """never closed }',
+    "class C { in q: str }",
+    "enum E { a = b }",
+    "tool t(x: int) -> ",
+    "signature X { in q: str } }",
+    "from . import x",
+    "predictor P = predict(S, 1)",
+    "  # only a comment\n\n",
+]
+
+
+@pytest.fixture(scope="module")
+def lexers() -> tuple[Lark, Lark]:
+    """Parse-tree parsers of the grammar: with the parser's lexer, and with Lark's own."""
+    from sigforge.codegen.parse import _Lexer
+
+    text = files("sigforge.grammar").joinpath("sig.lark").read_text()
+    options = {"parser": "lalr", "keep_all_tokens": True, "maybe_placeholders": True}
+    return Lark(text, lexer=_Lexer, **options), Lark(text, lexer="contextual", **options)
+
+
+def _tokens(tree: object) -> list[tuple[object, ...]]:
+    from lark import Token, Tree
+
+    assert isinstance(tree, Tree)
+    return [
+        (t.type, t.value, t.start_pos, t.line, t.column, t.end_line, t.end_column, t.end_pos)
+        for t in tree.scan_values(lambda v: isinstance(v, Token))
+    ]
+
+
+def _sig_files() -> list[str]:
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    found = [*root.glob("signatures/*.sig"), *root.glob("tests/**/*.sig")]
+    assert found
+    return [p.read_text(encoding="utf-8") for p in sorted(found)]
+
+
+@pytest.mark.parametrize("source", LEXER_CASES)
+def test_the_lexer_gives_the_tokens_of_larks_contextual_lexer(
+    lexers: tuple[Lark, Lark], source: str
+) -> None:
+    fast, lark = lexers
+    assert _tokens(fast.parse(source)) == _tokens(lark.parse(source))
+
+
+def test_the_lexer_gives_larks_tokens_for_every_sig_file(lexers: tuple[Lark, Lark]) -> None:
+    fast, lark = lexers
+    for source in _sig_files():
+        assert _tokens(fast.parse(source)) == _tokens(lark.parse(source))
+
+
+@pytest.mark.parametrize("source", BROKEN_CASES)
+def test_the_lexer_fails_where_and_as_larks_lexer_does(
+    lexers: tuple[Lark, Lark], source: str
+) -> None:
+    from lark.exceptions import UnexpectedInput
+
+    def failure(parser: Lark) -> tuple[object, ...]:
+        try:
+            parser.parse(source)
+        except UnexpectedInput as exc:
+            token = getattr(exc, "token", None)
+            return (
+                type(exc),
+                exc.line,
+                exc.column,
+                exc.pos_in_stream,
+                sorted(getattr(exc, "allowed", None) or getattr(exc, "expected", None) or ()),
+                token and (token.type, token.value, token.line, token.column, token.end_column),
+            )
+        return ("parsed",)
+
+    fast, lark = lexers
+    assert failure(fast) == failure(lark)
