@@ -347,12 +347,16 @@ def _compile_spread(
 
     # Everything loaded so far lives until the build ends: frozen, it is never walked by
     # the garbage collector of any process (nor are its pages written to by it, so they
-    # stay shared with the children).
-    gc.freeze()
+    # stay shared with the children). Not when the program froze objects of its own:
+    # unfreezing ours afterwards would thaw those too.
+    freeze = gc.get_freeze_count() == 0
+    if freeze:
+        gc.freeze()
     try:
         outcomes = fork_map(compile_share, shares, processes)
     finally:
-        gc.unfreeze()
+        if freeze:
+            gc.unfreeze()
     files: dict[str, str] = {}
     diagnostics: list[Diagnostic] = []
     declared: list[_DeclaredType] = []

@@ -205,3 +205,16 @@ def test_a_build_collects_young_objects_less_and_leaves_the_collector_as_it_was(
     assert seen and min(seen) >= YOUNG_COLLECTION_THRESHOLD  # it did collect, less often
     assert gc.get_threshold() == before
     assert gc.get_freeze_count() == 0  # nothing a spread build froze stays frozen
+
+
+def test_objects_the_program_froze_stay_frozen(tmp_path: Path) -> None:
+    src = tmp_path / "signatures"
+    many_module_project(src)
+    gc.freeze()
+    try:
+        frozen = gc.get_freeze_count()
+        assert compile_sources(src, tmp_path / "generated", workers=2).ok
+        # not thawed (nor more frozen); some of those objects may have been freed meanwhile
+        assert 0 < gc.get_freeze_count() <= frozen
+    finally:
+        gc.unfreeze()
