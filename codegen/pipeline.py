@@ -102,9 +102,10 @@ def _few_collections() -> Iterator[None]:
     finds next to nothing to free, yet walks every object made since the last one and,
     every tenth, everything older again. Here the young generation is collected 14x less
     often; cycles are still freed, a little later. The thresholds are put back afterwards
-    (a higher one set by the program is kept)."""
+    (a higher one set by the program is kept, and so is 0: no automatic collection)."""
     thresholds = gc.get_threshold()
-    gc.set_threshold(max(thresholds[0], YOUNG_COLLECTION_THRESHOLD), *thresholds[1:])
+    if thresholds[0]:
+        gc.set_threshold(max(thresholds[0], YOUNG_COLLECTION_THRESHOLD), *thresholds[1:])
     try:
         yield
     finally:
