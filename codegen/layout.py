@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .pysource import py_literal, py_string_parts
+from .pysource import py_literal, py_str, py_string_parts
 
 LINE_LENGTH = 88
 INDENT = "    "
@@ -134,6 +134,8 @@ def layout(node: Node, depth: int) -> str:
 
 def value_node(value: object, lead: str = "") -> Node:
     """A Python value (dicts, lists and tuples nested in any way) as a node after ``lead``."""
+    if type(value) is str:  # the usual leaf (py_literal's own first case)
+        return lead + py_str(value)
     if isinstance(value, dict):
         items = tuple([value_node(v, f"{py_literal(k)}: ") for k, v in value.items()])
         return Bracket(f"{lead}{{", items, "}")
