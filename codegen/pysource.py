@@ -13,16 +13,15 @@ import functools
 import math
 from typing import Any
 
-#: the types whose repr is their literal, checked first by py_literal (float is not: inf, nan)
-_PLAIN_NUMBERS = (int, bool)
-
 
 def py_literal(value: Any) -> str:
     """A Python expression equal to ``value`` (str, int, float, bool, None, list, tuple, dict,
     an enum member as ``Enum.member``, a date or datetime from its ISO text)."""
     if type(value) is str:  # the common case first (a str enum member is not exactly str)
         return py_str(value)
-    if type(value) in _PLAIN_NUMBERS:  # exactly int or bool (an IntEnum member is neither)
+    cls = type(value)
+    # then exactly int, bool or a finite float (an IntEnum member is none of them): its repr
+    if cls is int or cls is bool or (cls is float and math.isfinite(value)):
         return repr(value)
     if isinstance(value, float) and not math.isfinite(value):  # inf and NaN have no literal
         raise ValueError(f"{value} cannot be written as a literal")
