@@ -92,7 +92,8 @@ class SignatureIR:
     extends: str | None
     input_fields: tuple[FieldIR, ...]
     output_fields: tuple[FieldIR, ...]
-    #: the ``input_fields = (...)`` and ``output_fields = (...)`` statements
+    #: the ``input_fields = (...)`` and ``output_fields = (...)`` statements (the first
+    #: "" for an extension: the template names its base's)
     input_specs: Node
     output_specs: Node
     #: the ``prompts = {...}`` and ``output_schema = {...}`` statements
@@ -410,7 +411,8 @@ def _signature_ir(
         extends=sig.extends,
         input_fields=input_fields,
         output_fields=output_fields,
-        input_specs=_specs_node("input_fields", input_fields),
+        # (an extension's class names its base's input fields)
+        input_specs=_specs_node("input_fields", input_fields) if sig.extends is None else "",
         output_specs=_specs_node("output_fields", output_fields),
         prompts=Bracket("prompts = {", tuple(prompts), "}"),
         output_schema=value_node(schema, "output_schema = "),
