@@ -85,8 +85,8 @@ class _Lexer(Lexer):
     :class:`~lark.lexer.ContextualLexer`, but scans in one loop with local variables, one
     regex match per token: each state's regex is preceded by the ignored whitespace and
     comments (possessive: no other terminal starts with a blank or ``#``, so they never
-    compete), and line and column are counted as Lark's line counter does. That takes the
-    lexer's time per token down by more than half. Where no terminal of the state matches
+    compete), and line and column are counted as Lark's line counter does. That about
+    halves the lexer's time per token. Where no terminal of the state matches
     (at the end, or on an error), the position is handed to Lark's own contextual lexer,
     which ends or raises the very same error (and its expected terminals) it always did.
     (Nothing reads the lexer state's line counter before then, so it is only brought up to
