@@ -140,15 +140,10 @@ class Provider(abc.ABC):
 
     def error_class(self, status: int, data: Any, message: str) -> type[LMError]:
         """Which :class:`LMError` an HTTP error status (and body) means."""
-        if status == 429:
-            return RateLimitError
-        if status >= 500:
-            return ServerError
-        if status in (401, 403):
-            return AuthenticationError
-        if self.is_context_length(status, data, message):
+        error = status_error_class(status)
+        if error is BadRequestError and self.is_context_length(status, data, message):
             return ContextLengthError
-        return BadRequestError
+        return error
 
     def is_context_length(self, status: int, data: Any, message: str) -> bool:
         """Whether a 4xx answer says the prompt does not fit the context window."""
@@ -189,6 +184,18 @@ class Provider(abc.ABC):
 
 
 # -- helpers shared by the providers -------------------------------------------------------
+
+
+def status_error_class(status: int) -> type[LMError]:
+    """Which :class:`LMError` an HTTP error status means, for any service: 429 rate limit,
+    5xx server error, 401/403 authentication, any other status a bad request."""
+    if status == 429:
+        return RateLimitError
+    if status >= 500:
+        return ServerError
+    if status in (401, 403):
+        return AuthenticationError
+    return BadRequestError
 
 
 def seconds_value(text: str | None) -> float | None:

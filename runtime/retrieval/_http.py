@@ -33,12 +33,9 @@ from typing import TYPE_CHECKING, Any
 
 from .._version import __version__
 from ..errors import (
-    AuthenticationError,
     BadRequestError,
     BadResponseError,
     LMError,
-    RateLimitError,
-    ServerError,
 )
 from ..transport import MAX_ERROR_BODY, ErrorDialect, HTTPClient, Timeout, as_timeout, tries
 
@@ -272,13 +269,9 @@ class _ServiceErrors:
         return None
 
     def error_class(self, status: int, data: Any, message: str) -> type[LMError]:
-        if status == 429:
-            return RateLimitError
-        if status >= 500:
-            return ServerError
-        if status in (401, 403):
-            return AuthenticationError
-        return BadRequestError
+        from ..providers.base import status_error_class
+
+        return status_error_class(status)
 
     def retry_after(self, headers: Mapping[str, str], data: Any) -> float | None:
         from ..providers.base import seconds_value
