@@ -100,21 +100,32 @@ class _Lexer(Lexer):
         self._blanks = "|".join(conf.terminals_by_name[name].pattern.to_regexp() for name in conf.ignore)
         self._contextual: ContextualLexer | None = None
         self._states: dict[Any, _StateLexer] = {}
+        #: set when Lark's internals are not as expected (see :meth:`_state_lexer`)
+        self._unknown_internals = False
 
-    def _state_lexer(self, state: Any) -> _StateLexer:
-        """The lexer of one parser state, made on the state's first token (as Lark does)."""
+    def _state_lexer(self, state: Any) -> _StateLexer | None:
+        """The lexer of one parser state, made on the state's first token (as Lark does).
+
+        It reads the internals of Lark's lexer for the state (its one regex, its keyword
+        callback); None, for good, if they are not what this class knows (another Lark
+        version): Lark's own contextual lexer then does all the lexing, only slower."""
         assert self._contextual is not None
-        lexer = self._contextual.lexers[state]
-        assert isinstance(lexer, BasicLexer)
-        (terminals,) = lexer.scanner._mres  # few terminals: one regex
-        regex = re.compile(f"((?:{self._blanks})*+)(?:{terminals.pattern})", terminals.flags)
-        keywords: dict[str, str] = {}
-        for type_, callback in lexer.callback.items():
-            assert type_ == "NAME" and isinstance(callback, UnlessCallback)
-            for keyword in callback.scanner.terminals:
-                assert isinstance(keyword.pattern, PatternStr) and not keyword.pattern.flags
-                keywords[keyword.pattern.value] = keyword.name
-        self._states[state] = found = (regex.match, lexer.newline_types, keywords)
+        try:
+            lexer = self._contextual.lexers[state]
+            assert isinstance(lexer, BasicLexer)
+            (terminals,) = lexer.scanner._mres  # few terminals: one regex
+            regex = re.compile(f"((?:{self._blanks})*+)(?:{terminals.pattern})", terminals.flags)
+            keywords: dict[str, str] = {}
+            for type_, callback in lexer.callback.items():
+                assert type_ == "NAME" and isinstance(callback, UnlessCallback)
+                for keyword in callback.scanner.terminals:
+                    assert isinstance(keyword.pattern, PatternStr) and not keyword.pattern.flags
+                    keywords[keyword.pattern.value] = keyword.name
+            newline_types = frozenset(lexer.newline_types)
+        except (AssertionError, AttributeError, TypeError, ValueError, re.error):
+            self._unknown_internals = True
+            return None
+        self._states[state] = found = (regex.match, newline_types, keywords)
         return found
 
     def lex(self, lexer_state: LexerState, parser_state: Any) -> Iterator[Token]:
@@ -130,11 +141,11 @@ class _Lexer(Lexer):
         counter = lexer_state.line_ctr
         pos, line, line_start = counter.char_pos, counter.line, counter.line_start_pos
         token = None
-        while True:
-            try:
-                match, newline_types, keywords = states[stack[-1]]
-            except KeyError:
-                match, newline_types, keywords = self._state_lexer(stack[-1])
+        while not self._unknown_internals:
+            state_lexer = states.get(stack[-1]) or self._state_lexer(stack[-1])
+            if state_lexer is None:
+                break
+            match, newline_types, keywords = state_lexer
             found = match(text, pos, end)
             if found is None:  # the end, or an error: Lark's lexer takes over
                 break

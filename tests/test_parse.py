@@ -236,3 +236,25 @@ def test_the_lexer_fails_where_and_as_larks_lexer_does(
 
     fast, lark = lexers
     assert failure(fast) == failure(lark)
+
+
+def test_the_lexer_falls_back_to_larks_when_larks_internals_differ(
+    lexers: tuple[Lark, Lark], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The lexer reads Lark's per-state lexers; if another Lark version lays them out
+    differently (here: the keyword callback is not the class it expects), Lark's own
+    contextual lexer does the lexing, with the same tokens, and nothing crashes."""
+    import sigforge.codegen.parse as parse_module
+
+    class NotLarksCallback:
+        pass
+
+    monkeypatch.setattr(parse_module, "UnlessCallback", NotLarksCallback)
+    _, lark = lexers
+    text = files("sigforge.grammar").joinpath("sig.lark").read_text()
+    options = {"parser": "lalr", "keep_all_tokens": True, "maybe_placeholders": True}
+    fallback = Lark(text, lexer=parse_module._Lexer, **options)
+    for source in [*_sig_files(), *LEXER_CASES]:
+        assert _tokens(fallback.parse(source)) == _tokens(lark.parse(source))
+    lexer = fallback.parser.lexer
+    assert isinstance(lexer, parse_module._Lexer) and lexer._unknown_internals
