@@ -124,12 +124,15 @@ PROVIDERS = [
 ]
 IDS = [provider.name for provider in PROVIDERS]
 
-#: the client's read timeout; injected stalls are far longer (and cut short at stop)
-READ_TIMEOUT = 0.3
+#: the client's read timeout where the plan injects stalls (they are far longer, and cut short
+#: at stop); tests whose plan has no stall wait much longer, so that a slow reply on a loaded
+#: machine is not mistaken for an injected one
+READ_TIMEOUT = 1.0
+PATIENT_READ_TIMEOUT = 15.0
 
 
-def client() -> httpx.Client:
-    return httpx.Client(timeout=httpx.Timeout(5.0, read=READ_TIMEOUT))
+def client(read: float = READ_TIMEOUT) -> httpx.Client:
+    return httpx.Client(timeout=httpx.Timeout(5.0, read=read))
 
 
 @dataclass(frozen=True)
@@ -250,7 +253,7 @@ def test_rate_and_weights_shape_the_plan() -> None:
 
 def test_latency_is_drawn_recorded_and_added() -> None:
     faults = FaultInjector(Reply("ok", delay=0.01), rate=0.0, latency=(0.001, 0.004))
-    with OpenAICompatServer(faults) as server, client() as http:
+    with OpenAICompatServer(faults) as server, client(read=PATIENT_READ_TIMEOUT) as http:
         for _ in range(5):
             call(PROVIDERS[0], http, server)
     for record in faults.records:
@@ -261,7 +264,7 @@ def test_latency_is_drawn_recorded_and_added() -> None:
 
 def test_a_responder_gives_the_normal_replies() -> None:
     faults = FaultInjector(lambda request: request.last_text.upper(), seed=5, rate=0.0)
-    with OpenAICompatServer(faults) as server, client() as http:
+    with OpenAICompatServer(faults) as server, client(read=PATIENT_READ_TIMEOUT) as http:
         seen = call(PROVIDERS[0], http, server)
     assert seen == Seen(None, ["COUNT", "TO", "SIX."])
     assert faults.counts() == {None: 1}
@@ -269,7 +272,7 @@ def test_a_responder_gives_the_normal_replies() -> None:
 
 def test_injected_rate_limits_carry_retry_after() -> None:
     faults = FaultInjector(rate=1.0, kinds={"429": 1}, retry_after=4)
-    with AnthropicServer(faults) as server, client() as http:
+    with AnthropicServer(faults) as server, client(read=PATIENT_READ_TIMEOUT) as http:
         provider = PROVIDERS[1]
         response = http.post(
             provider.url(server, False), json=provider.body(False), headers=provider.headers
@@ -301,7 +304,7 @@ def test_bad_settings_are_refused(options: dict[str, Any], message: str) -> None
 @pytest.mark.parametrize("provider", PROVIDERS, ids=IDS)
 def test_outage_then_refused_connections_then_recovery(provider: Provider) -> None:
     faults = FaultInjector(TEXT, rate=0.0)
-    with provider.server(faults) as server, client() as http:
+    with provider.server(faults) as server, client(read=PATIENT_READ_TIMEOUT) as http:
 
         def post() -> httpx.Response:
             return http.post(
@@ -340,7 +343,7 @@ def test_concurrent_clients_are_all_accounted_for() -> None:
     lock = threading.Lock()
 
     def work(server: ScriptedServer) -> None:
-        with client() as http:
+        with client(read=PATIENT_READ_TIMEOUT) as http:
             for _ in range(10):
                 outcome = call(PROVIDERS[0], http, server)
                 with lock:

@@ -532,7 +532,7 @@ def test_stalled_stream_trips_the_client_read_timeout() -> None:
     received: list[str] = []
     with (
         OpenAICompatServer([Reply("a b c", chunk_delay=[0, 0, 30])]) as server,
-        httpx.Client(timeout=httpx.Timeout(5.0, read=0.3)) as client,
+        httpx.Client(timeout=httpx.Timeout(5.0, read=1.0)) as client,
         pytest.raises(httpx.ReadTimeout),
         httpx_sse.connect_sse(
             client, "POST", f"{server.base_url}/chat/completions", json=STREAM
