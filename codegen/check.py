@@ -7,7 +7,6 @@ error so that one run reports all of them.
 from __future__ import annotations
 
 import builtins
-import functools
 import json
 import keyword
 import math
@@ -169,13 +168,26 @@ _RESERVED_MEMBER_NAMES = frozenset({"name", "value", "mro"} | {n for n in dir(st
 RESERVED_FIELD_NAMES = frozenset({"completed", "self"})
 
 
-@functools.cache
-def _reserved_field_names() -> frozenset[str]:
-    """:data:`RESERVED_FIELD_NAMES` and the attributes of pydantic's ``BaseModel`` (the same
-    for every module: computed once)."""
-    from pydantic import BaseModel
-
-    return frozenset(n for n in dir(BaseModel) if not n.startswith("__")) | RESERVED_FIELD_NAMES
+#: the public attributes of pydantic's ``BaseModel`` that do not start with ``model_`` (those
+#: are all reserved): its pydantic 1 API, kept as deprecated methods through pydantic 2
+#: (written out rather than read from pydantic, so that the compiler does not import it;
+#: tests/test_check.py compares it with the installed pydantic)
+PYDANTIC_V1_NAMES = frozenset(
+    {
+        "construct",
+        "copy",
+        "dict",
+        "from_orm",
+        "json",
+        "parse_file",
+        "parse_obj",
+        "parse_raw",
+        "schema",
+        "schema_json",
+        "update_forward_refs",
+        "validate",
+    }
+)
 
 
 def did_you_mean(name: str, candidates: Iterable[str]) -> str | None:
@@ -245,7 +257,6 @@ class Checker:
         self._error_count = 0
         #: modules already checked, for imported declarations
         self._exports = dict(exports or {})
-        self._reserved_fields = _reserved_field_names()
         # Every visible top-level name: declared here first, then imported.
         self.symbols: dict[str, Symbol] = {}
         for decl in sig_file.declarations:
@@ -596,7 +607,7 @@ class Checker:
             self.error(
                 f.name_span, "E208", f"field `{f.name}` starts with `_`", "pydantic treats such names as private"
             )
-        elif f.name in self._reserved_fields or f.name.startswith("model_"):
+        elif f.name in RESERVED_FIELD_NAMES or f.name in PYDANTIC_V1_NAMES or f.name.startswith("model_"):
             self.error(
                 f.name_span,
                 "E208",

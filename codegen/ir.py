@@ -15,7 +15,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
-from sigforge.runtime.adapters import ADAPTERS, default_instructions
+from sigforge.runtime.adapters.prompts import PROMPT_FORMATS, default_instructions
 from sigforge.runtime.adapters.types import annotation_name, field_spec, output_json_schema
 from sigforge.runtime.signature import FieldSpec
 
@@ -380,7 +380,7 @@ def _signature_ir(
         sig.instructions or inherited or default_instructions(in_specs, out_specs)
     )
     prompts: list[Node] = []
-    for adapter in ADAPTERS.values():
+    for adapter in PROMPT_FORMATS.values():
         parts = adapter.prompts(in_specs, out_specs, instructions)
         prompts.append(
             call_node(

@@ -9,9 +9,10 @@ Nothing here is built per call.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
-from pydantic import BaseModel
+if TYPE_CHECKING:  # (the compiler imports FieldSpec without loading pydantic)
+    from pydantic import BaseModel
 
 
 @dataclass(frozen=True, slots=True)

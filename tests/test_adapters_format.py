@@ -27,7 +27,7 @@ from sigforge.runtime.adapters import (
     output_json_schema,
     response_format,
 )
-from sigforge.runtime.adapters.base import placeholder
+from sigforge.runtime.adapters.prompts import placeholder
 from sigforge.runtime.adapters.values import format_value
 from sigforge.runtime.errors import ConfigurationError
 from sigforge.runtime.signature import AdapterPrompts, FieldSpec

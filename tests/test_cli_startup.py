@@ -3,7 +3,7 @@
 A fresh process runs the command (click's ``main`` in-process, so that ``sys.modules`` can
 be inspected afterwards) and reports which heavy modules it imported. A `generate` with
 nothing to compile must not load Lark, Jinja, pydantic or the runtime's adapters; a
-one-file rebuild of a well-formed file needs Jinja and the adapters, not Lark.
+build needs Lark, Jinja and the adapters' constant prompt text (not their run-time part).
 """
 
 from __future__ import annotations

@@ -3,17 +3,17 @@
 ``ChatAdapter`` (``[[ ## name ## ]]`` sections) and ``JSONAdapter`` (a JSON object
 reply) reproduce DSPy 3.4.1's prompts byte for byte; :meth:`Adapter.parse_reply` also
 reports the repairs a sloppy reply needed (:data:`REPAIRS`, see docs/parsing.md).
-:mod:`.types` holds the build-time helpers that describe annotations (``field_spec``,
-``output_json_schema``).
+:mod:`.prompts` holds each format's constant text (system message, output request) and
+:mod:`.types` the helpers that describe annotations (``field_spec``,
+``output_json_schema``): the compiler uses both at generation time, and neither imports
+pydantic.
 """
 
 from __future__ import annotations
 
-from ..errors import ConfigurationError
-from .base import Adapter, default_instructions
-from .chat import ChatAdapter
-from .json_adapter import JSONAdapter
-from .parsing import REPAIRS, ParsedReply
+from typing import TYPE_CHECKING, Any
+
+from .prompts import PROMPT_FORMATS, PromptFormat, default_instructions
 from .types import (
     annotation_name,
     constraints_text,
@@ -23,13 +23,22 @@ from .types import (
     type_note,
 )
 
+if TYPE_CHECKING:
+    from .base import Adapter
+    from .chat import ChatAdapter
+    from .json_adapter import JSONAdapter
+    from .parsing import REPAIRS, ParsedReply
+    from .registry import ADAPTERS, adapter_for
+
 __all__ = [
     "ADAPTERS",
+    "PROMPT_FORMATS",
     "REPAIRS",
     "Adapter",
     "ChatAdapter",
     "JSONAdapter",
     "ParsedReply",
+    "PromptFormat",
     "adapter_for",
     "annotation_name",
     "constraints_text",
@@ -40,14 +49,26 @@ __all__ = [
     "type_note",
 ]
 
-#: one shared instance per format, by ``Adapter.name``
-ADAPTERS: dict[str, Adapter] = {adapter.name: adapter for adapter in (ChatAdapter(), JSONAdapter())}
+#: the names above that need the run-time stack (pydantic), by module: imported on first
+#: use (PEP 562), so that the compiler, which needs only the constant prompt text
+#: (:mod:`.prompts`) and the type descriptions (:mod:`.types`), does not load it
+_LAZY = {
+    "ADAPTERS": "registry",
+    "adapter_for": "registry",
+    "Adapter": "base",
+    "ChatAdapter": "chat",
+    "JSONAdapter": "json_adapter",
+    "REPAIRS": "parsing",
+    "ParsedReply": "parsing",
+}
 
 
-def adapter_for(name: str) -> Adapter:
-    """The shared adapter instance for a format name ("chat" or "json")."""
-    try:
-        return ADAPTERS[name]
-    except KeyError:
-        known = ", ".join(sorted(ADAPTERS))
-        raise ConfigurationError(f"unknown adapter {name!r}; known adapters: {known}") from None
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value

@@ -1,141 +1,42 @@
-"""What every prompt format shares: the system message frame, demos, user turns, parsing.
+"""What every adapter shares: demos, user turns, parsing replies.
 
-Formatting works on :class:`FieldSpec`s and plain values only, so the compiler can
-precompute the constant parts (system message, output request) without generated
-classes, and the run-time path only fills in values.
+Formatting works on :class:`FieldSpec`s and plain values only. The constant parts
+(system message, output request) are :mod:`.prompts`, which the compiler precomputes
+without generated classes; the run-time path only fills in values.
 """
 
 from __future__ import annotations
 
 import abc
-import inspect
-import textwrap
 from collections.abc import Mapping, Sequence
-from typing import Any, ClassVar
+from typing import Any
 
 from pydantic import BaseModel
 
 from ..errors import OutputParseError
 from ..image import ImageSlots, content_parts
 from ..messages import Message
-from ..signature import AdapterPrompts, FieldSpec, Signature
+from ..signature import FieldSpec, Signature
 from .parsing import CutOffReply, ParsedReply, ParsePlan, build_outputs, parse_plan
+from .prompts import PromptFormat
 from .values import format_value
 
-__all__ = ["Adapter", "default_instructions"]
+__all__ = ["Adapter"]
 
-STRUCTURE_INTRO = "All interactions will be structured in the following way, with the appropriate values filled in."
 PARTIAL_DEMO_PREFIX = (
     "This is an example of the task, though some input or output fields are not supplied."
 )
 #: stands in for a partial demo's missing output (the trailing space is part of the format)
 NOT_SUPPLIED = "Not supplied for this particular example. "
-_NOTE_PREFIX = " " * 8 + "# note: the value you produce "
-_OBJECTIVE_INDENT = "\n" + " " * 8
 
 
-def default_instructions(
-    input_fields: Sequence[FieldSpec], output_fields: Sequence[FieldSpec]
-) -> str:
-    """The instructions DSPy gives a signature that declares none."""
-    inputs = ", ".join([f"`{spec.name}`" for spec in input_fields])
-    outputs = ", ".join([f"`{spec.name}`" for spec in output_fields])
-    return f"Given the fields {inputs}, produce the fields {outputs}."
-
-
-def placeholder(spec: FieldSpec, *, with_note: bool) -> str:
-    """``{name}`` as the structure section shows a field, with its type note for outputs."""
-    if with_note and spec.type_note:
-        return f"{{{spec.name}}}{_NOTE_PREFIX}{spec.type_note}"
-    return f"{{{spec.name}}}"
-
-
-def field_blocks(fields: Sequence[FieldSpec], *, with_notes: bool) -> str:
-    """The ``[[ ## name ## ]]`` blocks of the structure section."""
-    blocks = [
-        f"[[ ## {spec.name} ## ]]\n{placeholder(spec, with_note=with_notes)}" for spec in fields
-    ]
-    return "\n\n".join(blocks).strip()
-
-
-def type_hint(spec: FieldSpec) -> str:
-    """The output request's reminder of a non-text field's type."""
-    return "" if spec.is_str else f" (must be formatted as a valid Python {spec.type_name})"
-
-
-def _describe_fields(fields: Sequence[FieldSpec]) -> str:
-    lines = []
-    for number, spec in enumerate(fields, 1):
-        line = f"{number}. `{spec.name}` ({spec.type_name}): {spec.description}"
-        if spec.format:
-            line += f" (format: {spec.format})"
-        if spec.constraints:
-            line += f"\nConstraints: {spec.constraints}"
-        lines.append(line)
-    return "\n".join(lines).strip()
-
-
-def _objective(instructions: str) -> str:
-    # DSPy reads instructions like a docstring (inspect.cleandoc: tabs expanded, the
-    # indentation of the lines after the first and surrounding blank lines removed),
-    # then dedents them; each line goes on its own line, indented by eight spaces.
-    if "\t" in instructions or any(line[:1].isspace() for line in instructions.split("\n")):
-        text = textwrap.dedent(inspect.cleandoc(instructions))
-    else:  # no tab, no indented line: of the two, only cleandoc's removal of blank lines at
-        # either end changes anything (the usual case; the other way costs regexes)
-        text = instructions.strip("\n")
-    lines = text.splitlines()
-    return "In adhering to this structure, your objective is: " + "".join(
-        [_OBJECTIVE_INDENT + line for line in lines]
-    )
-
-
-class Adapter(abc.ABC):
+class Adapter(PromptFormat):
     """A prompt format: how a signature's fields become messages and a reply becomes outputs.
 
-    Adapters hold no state; one instance of each serves every signature.
+    The constant text (system message, output request) comes from :class:`PromptFormat`;
+    this class adds the per-call parts. Adapters hold no state; one instance of each
+    serves every signature.
     """
-
-    #: the key of this format in ``Signature.prompts`` ("chat", "json")
-    name: ClassVar[str]
-
-    # ------------------------------------------------------------- constant parts
-
-    def system_message(
-        self,
-        input_fields: Sequence[FieldSpec],
-        output_fields: Sequence[FieldSpec],
-        instructions: str,
-    ) -> str:
-        """Field list, structure section and task, as one system message."""
-        return (
-            f"Your input fields are:\n{_describe_fields(input_fields)}\n"
-            f"Your output fields are:\n{_describe_fields(output_fields)}\n"
-            f"{self.field_structure(input_fields, output_fields)}\n"
-            f"{_objective(instructions)}"
-        )
-
-    @abc.abstractmethod
-    def field_structure(
-        self, input_fields: Sequence[FieldSpec], output_fields: Sequence[FieldSpec]
-    ) -> str:
-        """The section of the system message that shows how messages are laid out."""
-
-    @abc.abstractmethod
-    def output_request(self, output_fields: Sequence[FieldSpec]) -> str:
-        """The closing sentence of the final user message ("Respond with ...")."""
-
-    def prompts(
-        self,
-        input_fields: Sequence[FieldSpec],
-        output_fields: Sequence[FieldSpec],
-        instructions: str,
-    ) -> AdapterPrompts:
-        """The constant prompt parts for one signature and instructions."""
-        return AdapterPrompts(
-            system=self.system_message(input_fields, output_fields, instructions),
-            output_request=self.output_request(output_fields),
-        )
 
     # ------------------------------------------------------------- per-call parts
 

@@ -32,7 +32,7 @@ import logging
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, cast
 
-from ..adapters.base import _describe_fields
+from ..adapters.prompts import describe_fields
 from ..adapters.values import jsonable
 from ..errors import SigforgeError
 from ..module import Module
@@ -237,8 +237,8 @@ def module_definition(predictor: Predict[Any, Any]) -> str:
     sig = predictor.signature
     return (
         f"Instructions: {predictor.instructions}\n"
-        f"Input fields:\n{_describe_fields(sig.input_fields)}\n"
-        f"Output fields:\n{_describe_fields(sig.output_fields)}"
+        f"Input fields:\n{describe_fields(sig.input_fields)}\n"
+        f"Output fields:\n{describe_fields(sig.output_fields)}"
     )
 
 
