@@ -9,6 +9,7 @@ The wording follows DSPy 3.4.1 byte for byte so prompts stay interchangeable.
 from __future__ import annotations
 
 import copy
+import datetime
 import enum
 import functools
 import json
@@ -16,7 +17,7 @@ import re
 import types
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Literal, Union, get_args, get_origin
+from typing import Any, Literal, Union, cast, get_args, get_origin
 
 from ..signature import FieldSpec
 
@@ -148,14 +149,91 @@ def _type_schemas(annotation: Any) -> _TypeSchemas:
 
 @functools.lru_cache(maxsize=1024)
 def _cached_type_schemas(annotation: Any, name: str) -> _TypeSchemas:
-    from pydantic import TypeAdapter
+    schema = _plain_schema(annotation)
+    if schema is None:
+        from pydantic import TypeAdapter
 
-    schema: dict[str, Any] = TypeAdapter(annotation).json_schema()
+        schema = TypeAdapter(annotation).json_schema()
     if "title" in schema or "$defs" in schema:
         return _TypeSchemas(schema, True, {}, {}, _has_open_mapping(schema))
     prop = dict(sorted({**schema, "title": ""}.items()))
     strict = _make_strict(copy.deepcopy(prop), prop)  # (no `$ref` to resolve without `$defs`)
     return _TypeSchemas(schema, False, prop, strict, _has_open_mapping(schema))
+
+
+#: JSON schemas of the scalar types, as pydantic writes them
+_SCALAR_SCHEMAS: dict[Any, dict[str, str]] = {
+    str: {"type": "string"},
+    int: {"type": "integer"},
+    float: {"type": "number"},
+    bool: {"type": "boolean"},
+    type(None): {"type": "null"},
+    datetime.date: {"format": "date", "type": "string"},
+    datetime.datetime: {"format": "date-time", "type": "string"},
+}
+#: the JSON type of a ``Literal`` value, by its Python type
+_LITERAL_TYPES = {str: "string", int: "integer", bool: "boolean", type(None): "null"}
+_NULL = _SCALAR_SCHEMAS[type(None)]
+
+
+def _plain_schema(annotation: Any) -> dict[str, Any] | None:
+    """pydantic's JSON schema of an annotation made only of scalars, ``list``, ``dict``,
+    ``tuple``, ``Literal`` and unions; None for anything else (a model, an enum, an
+    image...), which pydantic describes itself.
+
+    The plain types are most output fields, and writing their schemas directly spares
+    the compiler importing pydantic (a tenth of a second) when no field needs more;
+    tests/test_schema_plain.py checks them against pydantic's own, type by type."""
+    scalar = _SCALAR_SCHEMAS.get(annotation)
+    if scalar is not None:
+        return dict(scalar)
+    origin, args = get_origin(annotation), get_args(annotation)
+    if origin is list and len(args) == 1:
+        items = _plain_schema(args[0])
+        return None if items is None else {"items": items, "type": "array"}
+    if origin is dict and len(args) == 2 and args[0] in (str, int):  # (pydantic drops the key type)
+        values = _plain_schema(args[1])
+        return None if values is None else {"additionalProperties": values, "type": "object"}
+    if origin is tuple:
+        if len(args) == 2 and args[1] is Ellipsis:
+            items = _plain_schema(args[0])
+            return None if items is None else {"items": items, "type": "array"}
+        members = [_plain_schema(arg) for arg in args]
+        if any(member is None for member in members):
+            return None
+        if not members:
+            return {"maxItems": 0, "minItems": 0, "type": "array"}
+        return {"maxItems": len(args), "minItems": len(args), "prefixItems": members, "type": "array"}
+    if origin is Literal:
+        kinds = {type(value) for value in args}
+        if not kinds <= _LITERAL_TYPES.keys():
+            return None
+        schema: dict[str, Any] = {"const": args[0]} if len(args) == 1 else {"enum": list(args)}
+        if len(kinds) == 1:
+            schema["type"] = _LITERAL_TYPES[kinds.pop()]
+        return schema
+    if origin is Union or origin is types.UnionType:
+        # as pydantic: a union with None is the union of the rest, then null
+        rest = [_plain_schema(arg) for arg in args if arg is not type(None)]
+        if any(variant is None for variant in rest):
+            return None
+        union = _any_of(cast(list[dict[str, Any]], rest))
+        if len(rest) == len(args):
+            return union
+        return union if union == _NULL else _any_of([union, dict(_NULL)])
+    return None
+
+
+
+def _any_of(variants: list[dict[str, Any]]) -> dict[str, Any]:
+    """``anyOf`` as pydantic writes it: nested ones flattened, equal variants kept once
+    (the first), and a single variant left as it is."""
+    members: list[dict[str, Any]] = []
+    for variant in variants:
+        for member in variant["anyOf"] if list(variant) == ["anyOf"] else [variant]:
+            if member not in members:
+                members.append(member)
+    return members[0] if len(members) == 1 else {"anyOf": members}
 
 
 def _field_schemas(annotations: Mapping[str, Any]) -> list[_TypeSchemas] | None:
