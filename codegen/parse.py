@@ -7,10 +7,10 @@ import inspect
 import json
 import re
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Generator, Iterator
 from functools import cache, partial
 from importlib.resources import files
-from typing import Any, Literal, NamedTuple
+from typing import Any, Literal, NamedTuple, cast
 
 import lark
 from lark import Lark, Token
@@ -24,6 +24,7 @@ from lark.lexer import (
     PatternStr,
     UnlessCallback,
 )
+from lark.parsers.lalr_analysis import Reduce, Shift
 
 from . import ast
 from .diagnostics import Diagnostic
@@ -90,7 +91,7 @@ class _Lexer(Lexer):
     (at the end, or on an error), the position is handed to Lark's own contextual lexer,
     which ends or raises the very same error (and its expected terminals) it always did.
     (Nothing reads the lexer state's line counter before then, so it is only brought up to
-    date there.)
+    date there.) The loop is :meth:`scan`, which :class:`_Driver` also runs on its own.
     """
 
     __future_interface__ = 2  # lex() gets the lexer and parser states
@@ -134,12 +135,26 @@ class _Lexer(Lexer):
             table = parser_state.parse_conf.states
             contextual = ContextualLexer(self._conf, {s: list(t) for s, t in table.items()})
             self._contextual = contextual
-        states, new_str = self._states, str.__new__
-        stack = parser_state.state_stack  # the parser's state is its top
         source: Any = lexer_state.text  # a TextSlice (Lark >= 1.3) or the text itself
         text, end = (source, len(source)) if isinstance(source, str) else (source.text, source.end)
         counter = lexer_state.line_ctr
         pos, line, line_start = counter.char_pos, counter.line, counter.line_start_pos
+        stack = parser_state.state_stack  # the parser's state is its top
+        pos, line, line_start, token = yield from self.scan(text, end, stack, pos, line, line_start)
+        counter.char_pos, counter.line, counter.line_start_pos = pos, line, line_start
+        counter.column = pos - line_start + 1
+        if token is not None:
+            lexer_state.last_token = token
+        yield from contextual.lex(lexer_state, parser_state)
+
+    def scan(
+        self, text: str, end: int, stack: list[Any], pos: int = 0, line: int = 1, line_start: int = 0
+    ) -> Generator[Token, None, tuple[int, int, int, Token | None]]:
+        """The tokens of ``text[pos:end]``, each lexed in the parser state on top of
+        ``stack`` (which the parser changes between tokens), up to where no terminal of the
+        state matches: the end, or an error. Returns where it stopped (the position, its line
+        and where that line starts) and the last token."""
+        states, new_str = self._states, str.__new__
         token = None
         while not self._unknown_internals:
             state_lexer = states.get(stack[-1]) or self._state_lexer(stack[-1])
@@ -147,7 +162,7 @@ class _Lexer(Lexer):
                 break
             match, newline_types, keywords = state_lexer
             found = match(text, pos, end)
-            if found is None:  # the end, or an error: Lark's lexer takes over
+            if found is None:
                 break
             start, next_pos, type_ = found.end(1), found.end(), found.lastgroup
             if start != pos:  # after blanks
@@ -173,11 +188,7 @@ class _Lexer(Lexer):
             token.line, token.column, token.end_line, token.end_column = line, column, end_line, end_column
             line, pos = end_line, next_pos
             yield token
-        counter.char_pos, counter.line, counter.line_start_pos = pos, line, line_start
-        counter.column = pos - line_start + 1
-        if token is not None:
-            lexer_state.last_token = token
-        yield from contextual.lex(lexer_state, parser_state)
+        return pos, line, line_start, token
 
 
 #: ``ast.Span(line, column, end_line, end_column)`` made from a tuple by ``tuple.__new__``:
@@ -483,6 +494,110 @@ _BUILDER = _ToAst()
 _PARSING = threading.Lock()
 
 
+#: a reduce action: the rule's length, the nonterminal it makes and its callback
+_ReduceAction = tuple[int, str, Callable[[list[Any]], Any]]
+
+
+class _UnknownInternals(Exception):
+    """Lark's parser is not laid out as :class:`_Driver` expects."""
+
+
+class _Driver:
+    """Lark's LALR(1) parse loop, faster, for text that parses.
+
+    It runs the parser's own tables (Lark's, from its cache file) and rule callbacks on the
+    tokens of :meth:`_Lexer.scan`, as Lark's parser state does, but with each state's
+    actions resolved once: a shift is the next state, a reduce is the rule's length, the
+    nonterminal it makes and the rule's callback. (Lark looks the callback up per reduce in
+    a dict keyed by rule, and the table's rules are equal to the keys but not the same
+    objects, so each lookup compares two rules field by field.) That, and one loop with
+    local variables instead of a method call per token, takes about a sixth off the parse
+    time (bench/codegen_stages.py). On anything else (a syntax error, text that does not
+    lex) :meth:`parse` returns None, and Lark parses the text again from the start, raising
+    the very errors it always did.
+    """
+
+    def __init__(self, lark_parser: Lark) -> None:
+        """Reads the tables of ``lark_parser``; raises if they are not what this class
+        knows (see :meth:`build`)."""
+        frontend: Any = lark_parser.parser
+        lexer = frontend.lexer
+        if not isinstance(lexer, _Lexer) or lexer._contextual is None:  # see parser()
+            raise _UnknownInternals("not the parser's lexer, or not ready")
+        lalr = frontend.parser.parser  # the LALR parser that Lark's parser state runs
+        table, callbacks = lalr.parse_table, lalr.callbacks
+        if any(isinstance(key, str) for key in callbacks):
+            raise _UnknownInternals("a callback per terminal")
+        #: per state (they are numbered from 0): terminal or nonterminal -> a shift's (or
+        #: goto's) next state, or a reduce action
+        self.actions: list[dict[str, Any]] = []
+        for state in range(len(table.states)):
+            row: dict[str, int | _ReduceAction] = {}
+            for symbol, (action, arg) in table.states[state].items():
+                if action is Shift and isinstance(arg, int):
+                    row[symbol] = arg
+                elif action is Reduce:
+                    row[symbol] = (len(arg.expansion), arg.origin.name, callbacks[arg])
+                else:
+                    raise _UnknownInternals(f"action {action!r}")
+            self.actions.append(row)
+        self.start_state: int = table.start_states["start"]
+        self.end_state: int = table.end_states["start"]
+        self.lexer = lexer
+        self.blanks = re.compile(f"(?:{lexer._blanks})*+", lexer._conf.g_regex_flags)
+
+    @staticmethod
+    def build(lark_parser: Lark) -> _Driver | None:
+        """The driver of ``lark_parser``, or None if Lark's internals are not laid out as
+        this class knows (another Lark version): Lark then parses everything, only slower."""
+        try:
+            return _Driver(lark_parser)
+        except (_UnknownInternals, AttributeError, KeyError, TypeError, ValueError, re.error):
+            return None
+
+    def _tokens(self, text: str, stack: list[Any]) -> Iterator[Token]:
+        """The tokens of ``text``, then ``$END`` if nothing but blanks follow the last."""
+        pos, *_ = yield from self.lexer.scan(text, len(text), stack)
+        if self.blanks.fullmatch(text, pos):
+            yield Token("$END", "")
+
+    def parse(self, text: str) -> list[Any] | None:
+        """The value of the ``start`` rule for ``text`` (its children), or None where Lark
+        must parse it."""
+        actions, end_state = self.actions, self.end_state
+        stack = [self.start_state]
+        values: list[Any] = []
+        for token in self._tokens(text, stack):
+            type_ = token.type
+            while True:
+                action = actions[stack[-1]].get(type_)
+                if action.__class__ is int:  # shift
+                    stack.append(action)
+                    values.append(token)
+                    break
+                if action is None:  # a syntax error
+                    return None
+                size, origin, callback = action
+                if size:
+                    children = values[-size:]
+                    del stack[-size:], values[-size:]
+                else:
+                    children = []
+                values.append(callback(children))
+                goto = actions[stack[-1]][origin]
+                if goto == end_state:  # ``start`` was reduced (at the end)
+                    return values[-1] if type_ == "$END" else None
+                stack.append(goto)
+        return None  # the text does not lex to its end
+
+
+@cache
+def _driver() -> _Driver | None:
+    """The driver of the process's parser (under a millisecond to make), or None: Lark's
+    parse loop parses everything."""
+    return _Driver.build(parser())
+
+
 def _describe_expected(names: set[str]) -> str:
     terminals = {t.name: t for t in parser().terminals}
     words: list[str] = []
@@ -596,7 +711,11 @@ def parse(source: str, path: str) -> tuple[ast.SigFile | None, list[Diagnostic]]
         while True:
             _BUILDER.path, _BUILDER.diagnostics = path, []
             try:
-                children: list[Any] = parser().parse(text)  # type: ignore[assignment]
+                driver = _driver()
+                children = driver.parse(text) if driver is not None else None
+                if children is None:  # Lark parses it, raising any syntax error
+                    _BUILDER.diagnostics = []
+                    children = cast("list[Any]", parser().parse(text))
             except UnexpectedInput as exc:
                 diagnostics.append(_syntax_diagnostic(path, text, exc))
                 if starts is None:

@@ -258,3 +258,111 @@ def test_the_lexer_falls_back_to_larks_when_larks_internals_differ(
         assert _tokens(fallback.parse(source)) == _tokens(lark.parse(source))
     lexer = fallback.parser.lexer
     assert isinstance(lexer, parse_module._Lexer) and lexer._unknown_internals
+
+
+# ---------------------------------------------------------------- the parser's own LALR loop
+
+#: texts with a syntax error after a value error (E103, E104: the rule callbacks report
+#: them as the parser goes), and texts whose only problems are such errors
+DRIVER_CASES = [
+    'signature X { in q: str "\\q" }\nsignature Y { in }\n',
+    'enum E { a = "\\x" }\nsignature Y { out a: str = }\nclass C { n: int = 1e999999 }',
+    'class C { n: float = 1e999999 x: str "\\q" }',
+    f"class C {{ n: int = {'9' * 5000} }}",
+]
+
+
+def _example_texts() -> list[str]:
+    """Every example file of the repository, the benchmark project's files and the cases
+    above."""
+    import importlib
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    optimizers = sorted(root.glob("runtime/optimizers/signatures/**/*.sig"))
+    sys.path.insert(0, str(root / "bench"))
+    try:
+        bench = importlib.import_module("codegen_scale")
+    finally:
+        sys.path.remove(str(root / "bench"))
+    return [
+        *_sig_files(),
+        *(p.read_text(encoding="utf-8") for p in optimizers),
+        bench.SIG_COMMON,
+        bench.sig_file(0, 100, True),
+        *LEXER_CASES,
+        *BROKEN_CASES,
+        *DRIVER_CASES,
+    ]
+
+
+def _results(texts: list[str]) -> list[str]:
+    """What :func:`parse` makes of each text: the AST and the diagnostics, as a repr (which
+    also tells an int from an equal float)."""
+    return [repr(parse(text, "f.sig")) for text in texts]
+
+
+@pytest.fixture(scope="module")
+def larks_results() -> list[str]:
+    """The results with Lark's own parse loop for every text (no driver)."""
+    import sigforge.codegen.parse as parse_module
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(parse_module, "_driver", lambda: None)
+        return _results(_example_texts())
+
+
+def test_the_driver_parses_every_example_as_larks_parse_loop_does(larks_results: list[str]) -> None:
+    from sigforge.codegen.parse import _driver
+
+    texts = _example_texts()
+    assert _results(texts) == larks_results
+    # ... parsing every text without a syntax error itself, and leaving the others to Lark
+    driver = _driver()
+    assert driver is not None
+    for text, result in zip(texts, larks_results, strict=True):
+        syntax_error = any(f"code='{code}'" in result for code in ("E100", "E101", "E102"))
+        assert (driver.parse(text) is None) == syntax_error, text
+    assert driver.parse("  # only a comment\n\n") == []
+    assert driver.parse("signature X { in q: str } # x\n@") is None
+
+
+def test_lark_parses_everything_when_its_internals_differ(
+    larks_results: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The driver reads Lark's parse table; if another Lark version lays it out differently
+    (here: a shift is not the action object it expects), there is no driver and Lark's own
+    parse loop does the parsing, with the same results."""
+    import sigforge.codegen.parse as parse_module
+
+    monkeypatch.setattr(parse_module, "Shift", object())
+    parse_module._driver.cache_clear()
+    try:
+        assert parse_module._driver() is None
+        assert _results(_example_texts()) == larks_results
+    finally:
+        monkeypatch.undo()
+        parse_module._driver.cache_clear()
+    assert parse_module._driver() is not None
+
+
+def test_the_driver_hands_text_to_lark_when_its_lexer_cannot_lex(monkeypatch: pytest.MonkeyPatch) -> None:
+    """With a lexer that falls back to Lark's (see the test above), the driver has no
+    tokens to parse and hands every text to Lark."""
+    import sigforge.codegen.parse as parse_module
+
+    class NotLarksCallback:
+        pass
+
+    monkeypatch.setattr(parse_module, "UnlessCallback", NotLarksCallback)
+    text = files("sigforge.grammar").joinpath("sig.lark").read_text()
+    options = {"parser": "lalr", "keep_all_tokens": True, "maybe_placeholders": True}
+    lark = Lark(text, lexer=parse_module._Lexer, transformer=parse_module._ToAst(), **options)
+    lark.parse("")
+    driver = parse_module._Driver.build(lark)
+    assert driver is not None
+    assert driver.parse("") == []
+    for source in [FULL, *LEXER_CASES]:
+        assert driver.parse(source) is None
+        assert isinstance(lark.parse(source), list)  # which Lark parses
