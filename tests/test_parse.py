@@ -5,6 +5,9 @@ from __future__ import annotations
 from importlib.resources import files
 
 import pytest
+from fuzz_strategies import SourceFiles, generated_files, mutated_files, text_files
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from lark import Lark
 
 from sigforge.codegen import ast
@@ -366,3 +369,17 @@ def test_the_driver_hands_text_to_lark_when_its_lexer_cannot_lex(monkeypatch: py
     for source in [FULL, *LEXER_CASES]:
         assert driver.parse(source) is None
         assert isinstance(lark.parse(source), list)  # which Lark parses
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(files=st.one_of(text_files(), mutated_files(), generated_files()))
+def test_the_driver_gives_larks_results_for_any_text(files: SourceFiles) -> None:
+    """Arbitrary, mutated and generated files (tests/fuzz_strategies.py): the same AST, the
+    same diagnostics as with Lark's parse loop alone."""
+    import sigforge.codegen.parse as parse_module
+
+    texts = [text for text in files.values() if isinstance(text, str)]
+    with_driver = _results(texts)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(parse_module, "_driver", lambda: None)
+        assert _results(texts) == with_driver
