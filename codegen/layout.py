@@ -22,7 +22,7 @@ LINE_LENGTH = 88
 INDENT = "    "
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, init=False)
 class Bracket:
     """``lead`` (which ends with the opening bracket), the items, ``close``."""
 
@@ -30,15 +30,19 @@ class Bracket:
     items: tuple[Node, ...]
     close: str
     #: a one-element tuple keeps its comma: ``(x,)``
-    one_tuple: bool = False
+    one_tuple: bool
     #: the node on one line, made once with the node (from its items' own)
-    flat: str = field(init=False, repr=False, compare=False)
+    flat: str = field(repr=False, compare=False)
 
-    def __post_init__(self) -> None:
-        # (flat(item), inlined: this is the lowering's most frequent loop)
-        inner = ", ".join([item if isinstance(item, str) else item.flat for item in self.items])
-        comma = "," if self.one_tuple else ""
-        self.flat = f"{self.lead}{inner}{comma}{self.close}"
+    # (written out rather than generated with a ``__post_init__``: one call instead of two
+    # for the lowering's most frequent object)
+    def __init__(self, lead: str, items: tuple[Node, ...], close: str, one_tuple: bool = False) -> None:
+        self.lead = lead
+        self.items = items
+        self.close = close
+        self.one_tuple = one_tuple
+        inner = ", ".join([item if isinstance(item, str) else item.flat for item in items])
+        self.flat = f"{lead}{inner},{close}" if one_tuple else f"{lead}{inner}{close}"
 
 
 @dataclass(slots=True)
@@ -68,6 +72,9 @@ def width(text: str) -> int:
 
 
 def fits(line: str) -> bool:
+    # (the ASCII case of :func:`width` without the call: fits runs once per laid-out item)
+    if line.isascii():
+        return len(line) <= LINE_LENGTH
     return width(line) <= LINE_LENGTH
 
 
@@ -76,60 +83,55 @@ def flat(node: Node) -> str:
     return node if isinstance(node, str) else node.flat
 
 
-def lines(node: Node, depth: int, suffix: str = "") -> list[str]:
-    """The node laid out at indentation ``depth`` (in levels), ``suffix`` after its end."""
-    out: list[str] = []
-    _lay_out(node, depth, suffix, out)
-    return out
-
-
-def _lay_out(node: Node, depth: int, suffix: str, out: list[str]) -> None:
-    """Append the lines of :func:`lines` to ``out`` (one list for the whole node; no width
-    measured for an atom, which is never split)."""
+def layout(node: Node, depth: int) -> str:
+    """The node laid out at indentation ``depth`` (in levels), the first line without
+    indentation (the template places it)."""
+    if isinstance(node, str):  # an atom is never split
+        return node
     pad = INDENT * depth
-    if isinstance(node, str):
-        out.append(f"{pad}{node}{suffix}")
-        return
-    one = f"{pad}{node.flat}{suffix}"
-    if fits(one):
-        out.append(one)
-        return
+    if fits(pad + node.flat):  # the usual case: one line
+        return node.flat
+    out: list[str] = []
+    _split(node, pad, "", out)
+    out[0] = out[0][len(pad) :]
+    return "\n".join(out)
+
+
+def _split(node: Bracket | Strings, pad: str, suffix: str, out: list[str]) -> None:
+    """Append to ``out`` the lines of a node that does not fit on one line after ``pad``
+    (with ``suffix`` after its end). An item of ``out`` may hold several lines: ``out`` is
+    only ever joined with line breaks."""
+    inner = pad + INDENT
     if isinstance(node, Strings):
-        body = f"{pad}{INDENT}{' '.join(node.parts)}"
+        body = f"{inner}{' '.join(node.parts)}"
         if len(node.parts) == 1:
             # black puts the value of an assignment in parentheses on its own line when it
             # fits there; an argument's string stays on its line, however long
             if node.lead.endswith(" = ") and fits(body):
                 out += (f"{pad}{node.lead}(", body, f"{pad}){suffix}")
             else:
-                out.append(one)
-            return
-        if fits(body):
+                out.append(f"{pad}{node.flat}{suffix}")
+        elif fits(body):
             out += (f"{pad}{node.lead}(", body, f"{pad}){suffix}")
         else:
-            out.append(f"{pad}{node.lead}(")
-            out += [f"{pad}{INDENT}{part}" for part in node.parts]
-            out.append(f"{pad}){suffix}")
+            out += (f"{pad}{node.lead}(", inner + f"\n{inner}".join(node.parts), f"{pad}){suffix}")
         return
     if not node.items:
-        out.append(one)
+        out.append(f"{pad}{node.flat}{suffix}")
         return
     out.append(f"{pad}{node.lead}")
-    if len(node.items) == 1 and not node.one_tuple:  # a sole argument: no comma added
-        _lay_out(node.items[0], depth + 1, "", out)
-    else:
-        for item in node.items:
-            _lay_out(item, depth + 1, ",", out)
+    comma = "" if len(node.items) == 1 and not node.one_tuple else ","  # a sole argument: none added
+    for item in node.items:
+        # most items are atoms (never split) or fit on their line: placed here, without a call
+        if isinstance(item, str):
+            out.append(f"{inner}{item}{comma}")
+            continue
+        line = f"{inner}{item.flat}{comma}"
+        if fits(line):
+            out.append(line)
+        else:
+            _split(item, inner, comma, out)
     out.append(f"{pad}{node.close}{suffix}")
-
-
-def layout(node: Node, depth: int) -> str:
-    """The node's lines, the first without indentation (the template places it)."""
-    if isinstance(node, str):  # an atom is never split
-        return node
-    if fits(INDENT * depth + node.flat):  # the usual case: one line
-        return node.flat
-    return "\n".join(lines(node, depth))[len(INDENT) * depth :]
 
 
 def value_node(value: object, lead: str = "") -> Node:
