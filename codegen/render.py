@@ -139,16 +139,22 @@ def render_module(module: ModuleIR, digest: str) -> str:
 # (Strings are matched as runs of plain characters between escapes, which the regular
 # expression engine does far faster than one alternative per character; the runs are
 # possessive (``*+``), since giving characters back can never end a string sooner. A
-# plain string is tried before a dictionary key, so that most lines are read once.)
-_DOUBLE_QUOTED = r'"[^"\\]*+(?:\\.[^"\\]*+)*+"'
-_SINGLE_QUOTED = r"'[^'\\]*+(?:\\.[^'\\]*+)*+'"
+# plain string is tried before a dictionary key, so that most lines are read once. No
+# part matches a line break: the pattern also reads lines inside the whole text.)
+_DOUBLE_QUOTED = r'"[^"\\\n]*+(?:\\.[^"\\\n]*+)*+"'
+_SINGLE_QUOTED = r"'[^'\\\n]*+(?:\\.[^'\\\n]*+)*+'"
 _STRING = f"(?:{_DOUBLE_QUOTED}|{_SINGLE_QUOTED})"
-_UNSPLITTABLE = re.compile(
-    rf"""\s*(?:(?:\w+=|\w+ = )?{_STRING}|{_DOUBLE_QUOTED}:\s{_STRING}),?"""
-    r"""|\s*#.*|\s*\"\"\".*\"\"\"\s*"""
+_SPACE = r"[^\S\n]"  # white space within a line
+_UNSPLITTABLE_LINE = (
+    rf"""{_SPACE}*(?:(?:\w+=|\w+ = )?{_STRING}|{_DOUBLE_QUOTED}:{_SPACE}{_STRING}),?"""
+    rf"""|{_SPACE}*#.*|{_SPACE}*\"\"\".*\"\"\"{_SPACE}*"""
 )
-#: a line break and the start of a line longer than black allows
-_LONG_LINE = re.compile(rf"\n[^\n]{{{LINE_LENGTH + 1}}}")
+_UNSPLITTABLE = re.compile(_UNSPLITTABLE_LINE)
+#: a line break before a line longer than black allows and not one black leaves long
+#: (both looked at by the regular expression engine, without a step in Python per line)
+_LONG_LINE = re.compile(
+    rf"\n(?=[^\n]{{{LINE_LENGTH + 1}}})(?!(?:{_UNSPLITTABLE_LINE})(?:\n|\Z))"
+)
 
 
 #: ASCII characters besides ``\n`` that end a line for ``str.splitlines``
@@ -160,9 +166,9 @@ def needs_black(text: str) -> bool:
 
     A line that opens or closes a docstring (an odd number of triple quotes) is never
     looked at, nor are the lines inside one. In ASCII text, the usual case, a character
-    is a column: only the long lines are looked at (found by a regular expression, the
-    text is not split), and the triple quotes before one are counted only when it is not
-    a line black leaves long anyway."""
+    is a column: only the long lines that are not strings or comments are looked at
+    (found by a regular expression, the text is not split), and the triple quotes before
+    one are counted only then."""
     if not text.isascii() or any(ch in text for ch in _OTHER_LINE_BREAKS):
         return _needs_black_by_line(text)
     text = "\n" + text  # so that the first line is found as the others are
@@ -171,7 +177,7 @@ def needs_black(text: str) -> bool:
         start = long_line.start() + 1
         end = text.find("\n", start)
         line = text[start:] if end == -1 else text[start:end]
-        if line.count('"""') % 2 or _UNSPLITTABLE.fullmatch(line):
+        if line.count('"""') % 2:
             continue
         quotes += text.count('"""', counted, start)
         counted = start
