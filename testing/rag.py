@@ -56,8 +56,8 @@ from typing import TYPE_CHECKING, Any
 from sigforge.runtime.messages import LMRequest
 
 from ._core import RecordedRequest
+from .prompt_reader import ReadPrompt, format_reply, read_prompt
 from .scripted import ScriptedLM
-from .tasks import _format, _Prompt, _read
 
 if TYPE_CHECKING:
     from sigforge.runtime.cache import CompletionCache
@@ -270,12 +270,12 @@ class RAGWorld:
     def responder(self, request: LMRequest | RecordedRequest) -> str:
         """The reply text to a request (an :class:`LMRequest` or an HTTP server's
         :class:`~sigforge.testing.RecordedRequest`)."""
-        prompt = _read(request)
+        prompt = read_prompt(request)
         question, passages = self._question(prompt), self._passages(prompt)
         found = self.answer(question, passages) if question is not None else None
         with self._lock:
             self._calls["answered" if found else "abstained"] += 1
-        return _format(prompt, self._outputs(prompt, question, found))
+        return format_reply(prompt, self._outputs(prompt, question, found))
 
     def answer(self, question: str, passages: Sequence[str]) -> tuple[str, list[Evidence]] | None:
         """The answer to ``question`` from ``passages`` and the evidence for it (``None``:
@@ -297,7 +297,7 @@ class RAGWorld:
 
     # -- reading the prompt -----------------------------------------------------------------
 
-    def _question(self, prompt: _Prompt) -> str | None:
+    def _question(self, prompt: ReadPrompt) -> str | None:
         if "question" in prompt.values:
             return prompt.values["question"].strip()
         for value in prompt.values.values():
@@ -305,7 +305,7 @@ class RAGWorld:
                 return value.strip()
         return None
 
-    def _passages(self, prompt: _Prompt) -> list[str]:
+    def _passages(self, prompt: ReadPrompt) -> list[str]:
         for name, value in prompt.values.items():
             if name == "question":
                 continue
@@ -315,7 +315,7 @@ class RAGWorld:
         return []
 
     def _outputs(
-        self, prompt: _Prompt, question: str | None, found: tuple[str, list[Evidence]] | None
+        self, prompt: ReadPrompt, question: str | None, found: tuple[str, list[Evidence]] | None
     ) -> dict[str, Any]:
         if found is None:
             answer, citations = ABSTAIN, []

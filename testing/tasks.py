@@ -79,13 +79,12 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import json
 import random
 import re
 import sys
 import threading
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, Literal
@@ -96,6 +95,7 @@ from sigforge.runtime.metrics import Score
 from sigforge.runtime.module import Module
 
 from ._core import RecordedRequest
+from .prompt_reader import ReadPrompt, format_reply, read_prompt
 from .scripted import ScriptedLM
 
 if TYPE_CHECKING:
@@ -258,120 +258,7 @@ def _fits(operation: Callable[[int, int], int], seen: Observation) -> bool:
         return False
 
 
-# ---------------------------------------------------------------- reading a request
-
-
-@dataclass(frozen=True, slots=True)
-class _Field:
-    name: str
-    type_name: str
-
-    @property
-    def numeric(self) -> bool:
-        return self.type_name in ("int", "float")
-
-
-@dataclass(frozen=True, slots=True)
-class _Prompt:
-    """What the LM makes of a request."""
-
-    inputs: tuple[_Field, ...]
-    outputs: tuple[_Field, ...]
-    instructions: str
-    json_reply: bool
-    #: (user values, assistant values) of each demo
-    demos: tuple[tuple[dict[str, str], dict[str, Any]], ...]
-    #: the input values of the last user message
-    values: dict[str, str]
-    #: every message's text, joined
-    text: str
-    rollout_id: object
-    temperature: object
-
-
-_SECTION = re.compile(r"\[\[ ## (\w+) ## \]\]\n?")
-_FIELD_LINE = re.compile(r"^\d+\. `(\w+)` \((.*?)\)(?::|$)", re.MULTILINE)
-_OBJECTIVE = "your objective is:"
-
-
-def _text(content: object) -> str:
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        return "".join(
-            str(part.get("text", "")) if part.get("type") == "text" else "[image]"
-            for part in content
-            if isinstance(part, dict)
-        )
-    return ""
-
-
-def _sections(text: str) -> dict[str, str]:
-    parts = _SECTION.split(text)
-    return {parts[i]: parts[i + 1].strip() for i in range(1, len(parts) - 1, 2)}
-
-
-def _reply_values(text: str) -> dict[str, Any]:
-    sections = _sections(text)
-    if sections:
-        return sections
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError:
-        return {}
-    return data if isinstance(data, dict) else {}
-
-
-def _fields(system: str, start: str, end: str) -> tuple[_Field, ...]:
-    begin = system.find(start)
-    if begin < 0:
-        return ()
-    stop = system.find(end, begin + len(start))
-    block = system[begin + len(start) : stop if stop >= 0 else len(system)]
-    return tuple(_Field(name, kind) for name, kind in _FIELD_LINE.findall(block))
-
-
-def _without_request(text: str) -> str:
-    """The last user message without its closing output request ("Respond with ...")."""
-    cut = text.rfind("\n\nRespond with ")
-    return text[:cut] if cut >= 0 else text
-
-
-def _read(request: LMRequest | RecordedRequest) -> _Prompt:
-    if isinstance(request, LMRequest):
-        messages: Sequence[Mapping[str, Any]] = request.messages
-        temperature = request.params.get("temperature")
-        rollout_id: object = request.rollout_id
-    else:
-        messages = request.messages
-        body = request.json if isinstance(request.json, dict) else {}
-        temperature = body.get("temperature")
-        rollout_id = None
-    texts = [(str(m.get("role", "")), _text(m.get("content"))) for m in messages]
-    system = "\n".join(text for role, text in texts if role in ("system", "developer"))
-    turns = [(role, text) for role, text in texts if role in ("user", "assistant")]
-    last_user = max((i for i, (role, _) in enumerate(turns) if role == "user"), default=-1)
-    demos = []
-    for index in range(0, max(last_user, 0) - 1, 2):
-        (role, user), (next_role, reply) = turns[index], turns[index + 1]
-        if role == "user" and next_role == "assistant":
-            demos.append((_sections(user), _reply_values(reply)))
-    lower = system.lower()
-    objective = lower.rfind(_OBJECTIVE)
-    return _Prompt(
-        inputs=_fields(system, "Your input fields are:", "Your output fields are:"),
-        outputs=_fields(system, "Your output fields are:", "All interactions will be"),
-        instructions=system[objective + len(_OBJECTIVE) :] if objective >= 0 else "",
-        json_reply="Outputs will be a JSON object" in system,
-        demos=tuple(demos),
-        values=_sections(_without_request(turns[last_user][1])) if last_user >= 0 else {},
-        text="\n\n".join(text for _, text in texts),
-        rollout_id=rollout_id,
-        temperature=temperature,
-    )
-
-
-def _demo_observations(prompt: _Prompt) -> list[Observation]:
+def _demo_observations(prompt: ReadPrompt) -> list[Observation]:
     """Evidence from the demos: a demo's question with the first whole-number output."""
     found = []
     for inputs, outputs in prompt.demos:
@@ -394,7 +281,7 @@ def _demo_observations(prompt: _Prompt) -> list[Observation]:
     return found
 
 
-def _question(prompt: _Prompt) -> re.Match[str] | None:
+def _question(prompt: ReadPrompt) -> re.Match[str] | None:
     """The question an input field holds as its whole value (not one quoted in a longer text)."""
     for value in prompt.values.values():
         match = _QUESTION.fullmatch(value.strip())
@@ -446,26 +333,26 @@ class OperatorWorld:
     def responder(self, request: LMRequest | RecordedRequest) -> str:
         """The reply text to a request (an :class:`LMRequest` or an HTTP server's
         :class:`~sigforge.testing.RecordedRequest`)."""
-        prompt = _read(request)
+        prompt = read_prompt(request)
         role, values = self._answer(prompt)
         with self._lock:
             self._calls[role] += 1
-        return _format(prompt, values)
+        return format_reply(prompt, values)
 
     def role_of(self, request: LMRequest | RecordedRequest) -> Role:
         """Which role a request gets (without answering or counting it)."""
-        return self._role(_read(request))
+        return self._role(read_prompt(request))
 
     # -- roles --------------------------------------------------------------------------
 
-    def _role(self, prompt: _Prompt) -> Role:
+    def _role(self, prompt: ReadPrompt) -> Role:
         if any(f.name.endswith(("instruction", "instructions")) for f in prompt.outputs):
             return "proposer"
         if _question(prompt) is not None:
             return "solver"
         return "other"
 
-    def _answer(self, prompt: _Prompt) -> tuple[Role, dict[str, Any]]:
+    def _answer(self, prompt: ReadPrompt) -> tuple[Role, dict[str, Any]]:
         role = self._role(prompt)
         if role == "proposer":
             return role, self._propose(prompt)
@@ -473,7 +360,7 @@ class OperatorWorld:
             return role, self._solve(prompt)
         return role, {f.name: 0 if f.numeric else "Nothing to add." for f in prompt.outputs}
 
-    def _solve(self, prompt: _Prompt) -> dict[str, Any]:
+    def _solve(self, prompt: ReadPrompt) -> dict[str, Any]:
         question = _question(prompt)
         assert question is not None  # the role says so
         a, b, word = int(question.group(1)), int(question.group(3)), question.group(2).lower()
@@ -492,7 +379,7 @@ class OperatorWorld:
             for f in prompt.outputs
         }
 
-    def _propose(self, prompt: _Prompt) -> dict[str, Any]:
+    def _propose(self, prompt: ReadPrompt) -> dict[str, Any]:
         text = "\n\n".join(prompt.values.values())
         known = infer_meanings(find_definitions(text), find_observations(text))
         seed = hashlib.sha256(
@@ -516,13 +403,6 @@ class OperatorWorld:
             else:
                 values[f.name] = 0 if f.numeric else "Answer:"
         return values
-
-
-def _format(prompt: _Prompt, values: Mapping[str, Any]) -> str:
-    if prompt.json_reply:
-        return json.dumps(dict(values), ensure_ascii=False)
-    blocks = [f"[[ ## {name} ## ]]\n{value}" for name, value in values.items()]
-    return "\n\n".join([*blocks, "[[ ## completed ## ]]"])
 
 
 # ---------------------------------------------------------------- the task
