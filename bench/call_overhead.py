@@ -17,7 +17,6 @@ import gc
 import json
 import sys
 import time
-from collections import deque
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -46,10 +45,9 @@ def case(
 ) -> Callable[[], Any]:
     """One call of a fresh predictor from ``make``, answered by an instant ScriptedLM."""
     predictor = make()
-    lm = ScriptedLM(lambda _request: reply, cache=False)
-    # the test LM keeps every request it gets, for tests to inspect: bounded here like the
-    # history, so that neither the time nor the memory measured is the test LM's record
-    lm.requests = deque(maxlen=HISTORY_LIMIT)  # type: ignore[assignment]
+    # the test LM keeps the requests it gets, for tests to inspect: only the last few here
+    # (like the history), so that neither the time nor the memory measured is its record
+    lm = ScriptedLM(lambda _request: reply, cache=False, keep_requests=HISTORY_LIMIT)
     predictor.lm = lm
 
     def call() -> Any:

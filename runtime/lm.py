@@ -83,17 +83,18 @@ class BaseLM(abc.ABC):
         #: callbacks that see this LM's calls (besides those of the settings)
         self.callbacks = tuple(callbacks)
         self._usage = Usage()
-        self._usage_lock = threading.Lock()
+        #: guards this LM's counters (its usage; a test LM's record of requests)
+        self._counters_lock = threading.Lock()
 
     def __getstate__(self) -> dict[str, Any]:
         """What pickles: the attributes without the lock (unpickling makes a new one)."""
         state = dict(self.__dict__)
-        state.pop("_usage_lock", None)
+        state.pop("_counters_lock", None)
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
-        self._usage_lock = threading.Lock()
+        self._counters_lock = threading.Lock()
 
     # -- what subclasses provide -------------------------------------------------------
 
@@ -240,7 +241,7 @@ class BaseLM(abc.ABC):
 
     def reset_usage(self) -> Usage:
         """Set the running total back to zero; returns the total it had."""
-        with self._usage_lock:
+        with self._counters_lock:
             total, self._usage = self._usage, Usage()
         return total
 
@@ -260,7 +261,7 @@ class BaseLM(abc.ABC):
     def _store(self, cache: CompletionCache | None, key: str | None, completion: Completion) -> None:
         if cache is not None and key is not None:
             cache.put(key, completion)
-        with self._usage_lock:
+        with self._counters_lock:
             self._usage = self._usage + completion.usage
 
     def _record(

@@ -89,7 +89,9 @@ class ScriptedLM(BaseLM):
     is sent exactly as scripted.
 
     Token usage is estimated as one token per four characters. Caching is off unless
-    ``cache`` says otherwise. Every request is kept in :attr:`requests`.
+    ``cache`` says otherwise. Every request is kept in :attr:`requests`, or only the last
+    ``keep_requests`` of them (for long runs, such as benchmarks: :attr:`calls` still
+    counts them all).
     """
 
     def __init__(
@@ -100,10 +102,13 @@ class ScriptedLM(BaseLM):
         default: str | None = None,
         cache: bool | CompletionCache = False,
         chunk_size: int | None = None,
+        keep_requests: int | None = None,
     ) -> None:
         super().__init__(model, cache=cache)
         if chunk_size is not None and chunk_size < 1:
             raise ValueError("chunk_size must be at least 1 (or None for one piece)")
+        if keep_requests is not None and keep_requests < 1:
+            raise ValueError("keep_requests must be at least 1 (or None for all)")
         self.chunk_size = chunk_size
         self._responder: ScriptResponder | None = None
         self._script: deque[ScriptItem] = deque()
@@ -113,6 +118,8 @@ class ScriptedLM(BaseLM):
             self._script.extend(replies)
         self.default = default
         self.requests: list[LMRequest] = []
+        self.keep_requests = keep_requests
+        self._calls = 0
 
     def __repr__(self) -> str:
         return f"ScriptedLM(model={self.model!r}, remaining={len(self._script)})"
@@ -120,7 +127,7 @@ class ScriptedLM(BaseLM):
     @property
     def calls(self) -> int:
         """How many requests reached the script (cache hits do not)."""
-        return len(self.requests)
+        return self._calls
 
     @property
     def remaining(self) -> int:
@@ -193,7 +200,12 @@ class ScriptedLM(BaseLM):
 
     def _next_item(self, request: LMRequest) -> str | Completion | Streamed:
         """The scripted answer to ``request`` (recorded); a scripted exception is raised."""
-        self.requests.append(request)  # list.append and deque.popleft are thread-safe
+        with self._counters_lock:
+            self._calls += 1
+            number = self._calls
+            self.requests.append(request)
+            if self.keep_requests is not None and len(self.requests) > self.keep_requests:
+                del self.requests[0]
         item: ScriptItem
         if self._responder is not None:
             item = self._responder(request)
@@ -204,7 +216,7 @@ class ScriptedLM(BaseLM):
                 if self.default is None:
                     raise ScriptExhaustedError(
                         f"ScriptedLM({self.model!r}) ran out of replies at request "
-                        f"{len(self.requests)}; add more or pass default=..."
+                        f"{number}; add more or pass default=..."
                     ) from None
                 item = self.default
         if isinstance(item, BaseException):

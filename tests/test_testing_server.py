@@ -656,6 +656,16 @@ def test_scripted_lm_answers_in_order_and_records() -> None:
         lm.complete(REQUEST)
 
 
+def test_scripted_lm_keeps_only_the_last_requests_when_asked_but_counts_all() -> None:
+    lm = ScriptedLM(default="ok", keep_requests=2)
+    for text in [f"q{i}" for i in range(5)]:
+        lm.complete(LMRequest(({"role": "user", "content": text},)))
+    assert lm.calls == 5
+    assert [request.messages[0]["content"] for request in lm.requests] == ["q3", "q4"]
+    with pytest.raises(ValueError, match="keep_requests must be at least 1"):
+        ScriptedLM(keep_requests=0)
+
+
 def test_scripted_lm_usage_history_and_no_cache() -> None:
     lm = ScriptedLM(["abcd", "abcd"])
     first = lm.complete(REQUEST)
