@@ -31,8 +31,9 @@ class Bracket:
     close: str
     #: a one-element tuple keeps its comma: ``(x,)``
     one_tuple: bool
-    #: the node on one line, made once with the node (from its items' own)
+    #: the node on one line, made once with the node (from its items' own), and its width
     flat: str = field(repr=False, compare=False)
+    width: int = field(repr=False, compare=False)
 
     # (written out rather than generated with a ``__post_init__``: one call instead of two
     # for the lowering's most frequent object)
@@ -43,6 +44,7 @@ class Bracket:
         self.one_tuple = one_tuple
         inner = ", ".join([item if isinstance(item, str) else item.flat for item in items])
         self.flat = f"{lead}{inner},{close}" if one_tuple else f"{lead}{inner}{close}"
+        self.width = width(self.flat)
 
 
 @dataclass(slots=True)
@@ -51,11 +53,13 @@ class Strings:
 
     lead: str
     parts: tuple[str, ...]
-    #: the node on one line
+    #: the node on one line, and its width
     flat: str = field(init=False, repr=False, compare=False)
+    width: int = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         self.flat = self.lead + " ".join(self.parts)
+        self.width = width(self.flat)
 
 
 Node = str | Bracket | Strings
@@ -89,7 +93,7 @@ def layout(node: Node, depth: int) -> str:
     if isinstance(node, str):  # an atom is never split
         return node
     pad = INDENT * depth
-    if fits(pad + node.flat):  # the usual case: one line
+    if len(pad) + node.width <= LINE_LENGTH:  # the usual case: one line
         return node.flat
     out: list[str] = []
     _split(node, pad, "", out)
@@ -125,10 +129,8 @@ def _split(node: Bracket | Strings, pad: str, suffix: str, out: list[str]) -> No
         # most items are atoms (never split) or fit on their line: placed here, without a call
         if isinstance(item, str):
             out.append(f"{inner}{item}{comma}")
-            continue
-        line = f"{inner}{item.flat}{comma}"
-        if fits(line):
-            out.append(line)
+        elif len(inner) + item.width + len(comma) <= LINE_LENGTH:
+            out.append(f"{inner}{item.flat}{comma}")
         else:
             _split(item, inner, comma, out)
     out.append(f"{pad}{node.close}{suffix}")
