@@ -11,6 +11,7 @@ import datetime
 import enum
 import functools
 import math
+import re
 from typing import Any
 
 
@@ -112,10 +113,22 @@ def docstring_is_safe(text: str) -> bool:
     )
 
 
-def py_docstring(text: str) -> str:
-    """The triple-quoted docstring of a text for which :func:`docstring_is_safe` holds."""
+def py_docstring(text: str, indent: str = "") -> str:
+    """The triple-quoted docstring of a text for which :func:`docstring_is_safe` holds, its
+    lines after the first indented by ``indent`` (the empty ones left empty)."""
     if not docstring_is_safe(text):
         raise ValueError("not safe as a docstring; use render.doc_statement")
-    if "\n" in text:
-        return f'"""{text}\n"""'
-    return f'"""{text}"""'
+    return safe_docstring(text, indent)
+
+
+#: a line break before a line that is not empty
+_BEFORE_TEXT = re.compile(r"\n(?=[^\n])")
+
+
+def safe_docstring(text: str, indent: str = "") -> str:
+    """:func:`py_docstring` of a text already found safe (not checked again)."""
+    if "\n" not in text:
+        return f'"""{text}"""'
+    if indent:
+        text = _BEFORE_TEXT.sub(f"\n{indent}", text)
+    return f'"""{text}\n{indent}"""'

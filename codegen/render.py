@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 from sigforge.runtime._version import __version__
 
 from .layout import LINE_LENGTH, fits, layout, string_node
-from .pysource import docstring_is_safe, py_comment, py_docstring, py_literal
+from .pysource import docstring_is_safe, py_comment, py_docstring, py_literal, safe_docstring
 
 if TYPE_CHECKING:
     import jinja2
@@ -42,11 +42,7 @@ def doc_statement(text: str, depth: int = 0) -> str:
     """The docstring ``text`` exactly: a docstring when safe, else ``__doc__ = "..."``
     (pydantic and enum descriptions read ``__doc__``; black never rewrites an assignment)."""
     if docstring_is_safe(text):
-        pad = "    " * depth
-        return "\n".join(
-            (pad + line if line and n else line)
-            for n, line in enumerate(py_docstring(text).split("\n"))
-        )
+        return safe_docstring(text, "    " * depth)
     return layout(string_node("__doc__ = ", text), depth)
 
 
