@@ -565,10 +565,6 @@ def lower(module: CheckedModule, types: TypeResolver) -> ModuleIR:
         runtime.add("Image")
     needs_models = signatures or module.classes or module.tools or reacts
     pydantic = {"BaseModel", "ConfigDict"} if needs_models else set()
-    attributes = [f for s in signatures for f in (*s.input_fields, *s.output_fields)]
-    attributes += [_attribute_ir(f) for c in module.classes for f in c.fields]
-    attributes += [_attribute_ir(p) for t in module.tools for p in t.params]
-    partial_attributes = [a for s in signatures for a in s.partial_fields]
     classes = tuple(
         ClassIR(
             c.name,
@@ -579,6 +575,11 @@ def lower(module: CheckedModule, types: TypeResolver) -> ModuleIR:
         )
         for c in module.classes
     )
+    tools = tuple(_tool_ir(t, types) for t in module.tools)
+    attributes = [f for s in signatures for f in (*s.input_fields, *s.output_fields)]
+    attributes += [f for c in classes for f in c.fields]
+    attributes += [p for t in tools for p in t.params]
+    partial_attributes = [a for s in signatures for a in s.partial_fields]
     partial_attributes += [a for c in classes for a in c.partial_fields]
     # a partial attribute is a ``Field(...)`` call (a layout node) exactly when it has a description
     if (
@@ -607,7 +608,7 @@ def lower(module: CheckedModule, types: TypeResolver) -> ModuleIR:
             for e in module.enums
         ),
         classes=classes,
-        tools=tuple(_tool_ir(t, types) for t in module.tools),
+        tools=tools,
         signatures=tuple(signatures),
         predictors=tuple(predictors),
         kinds=tuple(kinds),
