@@ -106,7 +106,7 @@ class TupleOf:
     variadic: bool = False
 
     def source(self) -> str:
-        inner = ", ".join(i.source() for i in self.items)
+        inner = ", ".join([i.source() for i in self.items])
         return f"tuple[{inner}, ...]" if self.variadic else f"tuple[{inner}]"
 
     def annotation(self, types: TypeResolver) -> Any:
@@ -133,7 +133,7 @@ class LiteralOf:
     values: tuple[LiteralScalar, ...]
 
     def source(self) -> str:
-        return "Literal[" + ", ".join(py_literal(v) for v in self.values) + "]"
+        return "Literal[" + ", ".join([py_literal(v) for v in self.values]) + "]"
 
     def annotation(self, types: TypeResolver) -> Any:
         return typing.Literal.__getitem__(self.values)
@@ -144,7 +144,7 @@ class UnionOf:
     members: tuple[SigType, ...]  # at least two; NoneType_ last when present
 
     def source(self) -> str:
-        return " | ".join(m.source() for m in self.members)
+        return " | ".join([m.source() for m in self.members])
 
     def annotation(self, types: TypeResolver) -> Any:
         return functools.reduce(operator.or_, (m.annotation(types) for m in self.members))
