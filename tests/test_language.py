@@ -14,13 +14,15 @@ import typing
 from pathlib import Path
 
 import pytest
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from support import generate_package, import_generated
 
 from sigforge.codegen.diagnostics import Diagnostic
 from sigforge.codegen.pipeline import CompileResult, compile_sources
 from sigforge.codegen.schema import SchemaLookupError, signature_schema
 from sigforge.runtime.adapters.types import (
+    _has_open_mapping,
+    _make_strict,
     _model_schema,
     annotation_name,
     output_json_schema,
@@ -277,6 +279,28 @@ class _Point(BaseModel):
     x: int
 
 
+class _Citation(BaseModel):
+    """A passage."""
+
+    source: str = Field(description="Where it comes from")
+    at: _Point | None = None
+
+
+class _Tree(BaseModel):
+    name: str
+    children: list[_Tree] = []
+
+
+def _other_point() -> type[BaseModel]:
+    """A different model that is also called ``_Point`` (as two `.sig` modules may
+    declare one class name each): pydantic must rename the definitions."""
+
+    class _Point(BaseModel):
+        y: str
+
+    return _Point
+
+
 @pytest.mark.parametrize(
     "annotations",
     [
@@ -284,10 +308,14 @@ class _Point(BaseModel):
         {"t": tuple[int, ...], "t2": tuple[float, float], "at": datetime.datetime, "d": datetime.date | None},
         {"HTMLParser": str, "x_1": dict[int, str], "u": int | str | None, "m": dict[str, list[float]]},
         {"p": _Point, "ps": list[_Point], "c": _Color | None, "cs": dict[_Color, int]},
+        {"cited": list[_Citation], "color": _Color, "also": tuple[_Citation, _Color], "p": _Point},
+        {"tree": _Tree, "trees": list[_Tree] | None, "n": int, "label": typing.Literal["x"]},
+        {"a": _Point, "b": _other_point(), "c": list[_Point]},
     ],
 )
 def test_output_schema_equals_the_schema_of_a_model(annotations: dict[str, typing.Any]) -> None:
-    """The schema is assembled from cached per-type schemas; it must be pydantic's own."""
+    """The schema is assembled from cached per-type schemas (definitions merged); it must
+    be pydantic's own, also where pydantic has to rename definitions that share a name."""
     from pydantic import ConfigDict, create_model
 
     model = create_model(
@@ -297,6 +325,9 @@ def test_output_schema_equals_the_schema_of_a_model(annotations: dict[str, typin
     )
     expected = model.model_json_schema()
     assert json.dumps(_model_schema(annotations)) == json.dumps(expected)
+    # ... and the strict schema sent to the LM is that schema made strict
+    strict = {} if _has_open_mapping(expected) else _make_strict(expected, expected)
+    assert json.dumps(output_json_schema(annotations)) == json.dumps(strict)
 
 
 def test_image_inputs_travel_as_image_content_parts_over_http(tmp_path: Path) -> None:

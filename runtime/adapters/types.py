@@ -129,13 +129,16 @@ class _TypeSchemas:
 
     #: pydantic's schema of the annotation
     schema: dict[str, Any]
-    #: whether it is (or holds) a model or an enum: then the outputs model is built (a
-    #: ``$ref``, with rules of its own for titles), and the two schemas below are empty
-    needs_model: bool
-    #: the schema as a property of an outputs model: keys sorted, with a ``title`` in its
-    #: place (an empty one, which :func:`_outputs_object` fills in)
+    #: the schema as a property of an outputs model, as pydantic writes it there: keys
+    #: sorted, with a ``title`` in its place (an empty one, which :func:`_outputs_object`
+    #: fills in) when :attr:`titled`; a model or an enum is a ``$ref`` to :attr:`defs`
     property: dict[str, Any]
-    #: ``property`` made strict (see :func:`_make_strict`)
+    #: whether pydantic titles the property after its field (not a bare ``$ref``, say)
+    titled: bool
+    #: the definitions (models, enums) the property refers to, by name
+    defs: dict[str, Any]
+    #: ``property`` made strict (see :func:`_make_strict`); ``{}`` when it has ``defs``,
+    #: whose references are resolved in the whole schema
     strict: dict[str, Any]
     #: whether the schema holds an open-ended mapping (see :func:`output_json_schema`)
     open_mapping: bool
@@ -155,10 +158,25 @@ def _cached_type_schemas(annotation: Any, name: str) -> _TypeSchemas:
 
         schema = TypeAdapter(annotation).json_schema()
     if "title" in schema or "$defs" in schema:
-        return _TypeSchemas(schema, True, {}, {}, _has_open_mapping(schema))
+        prop, titled, defs = _model_property(annotation)
+        return _TypeSchemas(schema, prop, titled, defs, {}, _has_open_mapping(schema))
     prop = dict(sorted({**schema, "title": ""}.items()))
     strict = _make_strict(copy.deepcopy(prop), prop)  # (no `$ref` to resolve without `$defs`)
-    return _TypeSchemas(schema, False, prop, strict, _has_open_mapping(schema))
+    return _TypeSchemas(schema, prop, True, {}, strict, _has_open_mapping(schema))
+
+
+def _model_property(annotation: Any) -> tuple[dict[str, Any], bool, dict[str, Any]]:
+    """How pydantic writes a field of a type that is (or holds) a model or an enum in an
+    outputs model: its property (titled ``""`` where pydantic titles it), whether it is
+    titled, and the definitions it refers to. Read from a model of that one field, once
+    per type, instead of building a model per signature (whose other fields add nothing
+    to this one's schema)."""
+    model_schema = _built_model_schema({"field": annotation})
+    prop: dict[str, Any] = model_schema["properties"]["field"]
+    titled = "title" in prop
+    if titled:
+        prop["title"] = ""
+    return prop, titled, model_schema.get("$defs", {})
 
 
 #: JSON schemas of the scalar types, as pydantic writes them
@@ -236,15 +254,9 @@ def _any_of(variants: list[dict[str, Any]]) -> dict[str, Any]:
     return members[0] if len(members) == 1 else {"anyOf": members}
 
 
-def _field_schemas(annotations: Mapping[str, Any]) -> list[_TypeSchemas] | None:
-    """The schemas of each annotation; None when one needs the model built."""
-    found = []
-    for annotation in annotations.values():
-        schemas = _type_schemas(annotation)
-        if schemas.needs_model:
-            return None
-        found.append(schemas)
-    return found
+def _field_schemas(annotations: Mapping[str, Any]) -> dict[str, _TypeSchemas]:
+    """The schemas of each field's annotation, by field name."""
+    return {name: _type_schemas(annotation) for name, annotation in annotations.items()}
 
 
 def _type_first(node: Any) -> Any:
@@ -315,37 +327,49 @@ def output_json_schema(annotations: Mapping[str, Any]) -> dict[str, Any]:
     one it sends a schema that forces the mapping to be empty.)
     """
     fields = _field_schemas(annotations)
-    if fields is None:
-        schema = _built_model_schema(annotations)
-        return {} if _has_open_mapping(schema) else _make_strict(schema, schema)
-    if any(f.open_mapping for f in fields):
+    if any(f.open_mapping for f in fields.values()):
         return {}
-    return _outputs_object({name: f.strict for name, f in zip(annotations, fields, strict=True)})
+    if not any(f.defs for f in fields.values()):
+        plain = _outputs_object(fields, strict=True)
+        assert plain is not None  # (without definitions, no two can disagree)
+        return plain
+    schema = _outputs_object(fields, strict=False) or _built_model_schema(annotations)
+    return _make_strict(schema, schema)
 
 
 def _model_schema(annotations: Mapping[str, Any]) -> dict[str, Any]:
     """pydantic's JSON schema of a model with these required fields (``extra="forbid"``).
 
-    Assembled from each annotation's own schema, which is cached, instead of building a
-    model per signature; when a field refers to a model or an enum the model is built."""
-    fields = _field_schemas(annotations)
-    if fields is None:
-        return _built_model_schema(annotations)
-    return _outputs_object({name: f.property for name, f in zip(annotations, fields, strict=True)})
+    Assembled from each annotation's own schemas, which are cached, instead of building a
+    model per signature (tests/test_language.py compares the two)."""
+    return _outputs_object(_field_schemas(annotations), strict=False) or _built_model_schema(
+        annotations
+    )
 
 
-def _outputs_object(properties: Mapping[str, dict[str, Any]]) -> dict[str, Any]:
-    """The outputs model's schema from its fields' property schemas (see
-    :class:`_TypeSchemas`): each one copied and titled after the field as pydantic titles it."""
-    titled: dict[str, Any] = {}
-    for name, prop in properties.items():
-        field = titled[name] = _copy_json(prop)
-        field["title"] = name.title().replace("_", " ")
+def _outputs_object(fields: Mapping[str, _TypeSchemas], *, strict: bool) -> dict[str, Any] | None:
+    """The outputs model's schema from its fields' property schemas (``strict``: their
+    strict forms, for fields without definitions), each one copied and titled after the
+    field as pydantic titles it, with the definitions they refer to (sorted by name, as
+    pydantic sorts them). None when two fields refer to different definitions of one
+    name: pydantic renames them then, and only building the model says how."""
+    definitions: dict[str, Any] = {}
+    for f in fields.values():
+        for key, definition in f.defs.items():
+            if definitions.setdefault(key, definition) != definition:
+                return None
+    properties: dict[str, Any] = {}
+    for name, f in fields.items():
+        field = properties[name] = _copy_json(f.strict if strict else f.property)
+        if f.titled:
+            field["title"] = name.title().replace("_", " ")
     schema: dict[str, Any] = {}
+    if definitions:
+        schema["$defs"] = {key: _copy_json(definitions[key]) for key in sorted(definitions)}
     schema.update(
         additionalProperties=False,
-        properties=titled,
-        required=list(properties),
+        properties=properties,
+        required=list(fields),
         title=OUTPUT_SCHEMA_TITLE,
         type="object",
     )
