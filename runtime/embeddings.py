@@ -286,7 +286,9 @@ class OpenAIEmbedder:
 
     ``dimensions`` asks models that can shorten their vectors (OpenAI's
     ``text-embedding-3-*``) for that many; ``None`` takes the model's own length.
-    ``batch_size`` texts go in one request (OpenAI accepts up to 2048).
+    ``batch_size`` texts go in one request (OpenAI accepts up to 2048); :meth:`aembed`
+    keeps up to ``concurrency`` of those requests in flight at once (:meth:`embed` sends
+    them one after the other).
     ``encoding_format``: ``"float"`` (JSON numbers; every compatible server) or
     ``"base64"`` (float32 bytes, 4x smaller; OpenAI and most servers).
     ``timeout``, ``max_retries``, ``backoff_base``, ``backoff_max``,
@@ -309,6 +311,7 @@ class OpenAIEmbedder:
         api_key: str | None = None,
         dimensions: int | None = None,
         batch_size: int = 128,
+        concurrency: int = 4,
         encoding_format: Literal["float", "base64"] = "float",
         timeout: float | Timeout | None = 60.0,
         max_retries: int = 3,
@@ -348,6 +351,8 @@ class OpenAIEmbedder:
             raise ValueError("dimensions must be a positive integer (or None)")
         if batch_size < 1:
             raise ValueError("batch_size must be at least 1")
+        if concurrency < 1:
+            raise ValueError("concurrency must be at least 1")
         if encoding_format not in ("float", "base64"):
             raise ValueError("encoding_format must be 'float' or 'base64'")
         if max_retries < 0:
@@ -361,6 +366,7 @@ class OpenAIEmbedder:
         self._api_key = api_key or None  # private: never in repr, cache keys or errors
         self.requested_dimensions = dimensions
         self.batch_size = batch_size
+        self.concurrency = concurrency
         self.encoding_format: Literal["float", "base64"] = encoding_format
         self.timeout = timeout
         self.max_retries = max_retries
@@ -456,16 +462,28 @@ class OpenAIEmbedder:
         return vectors
 
     async def _asend(self, texts: list[str]) -> list[list[float]]:
+        import asyncio
+
         service = self._http()
-        vectors: list[list[float]] = []
-        for start in range(0, len(texts), self.batch_size):
-            batch = texts[start : start + self.batch_size]
-            vectors.extend(
-                await service.arequest(
+        gate = asyncio.Semaphore(self.concurrency)
+
+        async def send(batch: list[str]) -> list[list[float]]:
+            async with gate:
+                vectors: list[list[float]] = await service.arequest(
                     "POST", "embeddings", json=self._body(batch), read=self._reader(len(batch))
                 )
-            )
-        return vectors
+            return vectors
+
+        size = self.batch_size
+        tasks = [asyncio.ensure_future(send(texts[i : i + size])) for i in range(0, len(texts), size)]
+        try:
+            answers = await asyncio.gather(*tasks)
+        except BaseException:  # the first error is raised; the other requests are stopped
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            raise
+        return [vector for answer in answers for vector in answer]
 
     def _body(self, texts: list[str]) -> dict[str, Any]:
         body: dict[str, Any] = {

@@ -217,7 +217,7 @@ def test_an_echoed_key_is_redacted_from_errors() -> None:
 def test_aembed_batches_retries_and_matches_embed() -> None:
     texts = [f"text {n}" for n in range(5)]
     with OpenAICompatServer(embedding_replies=[Reply(status=503, retry_after=0)]) as server:
-        client = embedder(server, batch_size=2, cache=False)
+        client = embedder(server, batch_size=2, concurrency=1, cache=False)
 
         async def main() -> list[list[float]]:
             try:
@@ -229,6 +229,54 @@ def test_aembed_batches_retries_and_matches_embed() -> None:
         sent = inputs(server)
     assert sent == [texts[0:2], texts[0:2], texts[2:4], texts[4:5]]
     assert vectors == [float32(hashing_embedding(text)) for text in texts]
+
+
+def test_aembed_keeps_several_batches_in_flight_and_their_order() -> None:
+    """Three batches meet at a barrier in the server: only requests sent together get
+    through it (one at a time, the first would wait there until the barrier gives up)."""
+    import threading
+
+    texts = [f"text {n}" for n in range(6)]
+    together = threading.Barrier(3, timeout=20)
+
+    def meet(request: RecordedRequest) -> Reply:
+        together.wait()
+        return Reply()
+
+    with OpenAICompatServer(embedding_replies=meet) as server:
+        client = embedder(server, batch_size=2, concurrency=3, max_retries=0, cache=False)
+
+        async def main() -> list[list[float]]:
+            try:
+                return await client.aembed(texts)
+            finally:
+                await client.aclose()
+
+        vectors = asyncio.run(main())
+        sent = inputs(server)
+        assert server.errors == []  # (the barrier was met: no responder raised)
+    assert sorted(sent) == [texts[0:2], texts[2:4], texts[4:6]]
+    assert vectors == [float32(hashing_embedding(text)) for text in texts]  # in order
+
+
+def test_aembed_stops_the_other_batches_when_one_fails() -> None:
+    texts = [f"text {n}" for n in range(8)]
+    with OpenAICompatServer(
+        embedding_replies=[Reply(status=400, error_message="bad input")]
+        + [Reply(delay=30.0)] * 3  # cut short when the server stops
+    ) as server:
+        client = embedder(server, batch_size=2, concurrency=4, max_retries=0, cache=False)
+
+        async def main() -> None:
+            try:
+                await client.aembed(texts)
+            finally:
+                await client.aclose()
+
+        with pytest.raises(BadRequestError, match="bad input"):
+            asyncio.run(main())
+    with pytest.raises(ValueError, match="concurrency must be at least 1"):
+        OpenAIEmbedder(concurrency=0)
 
 
 def test_dimensions_known_for_openai_models_and_asked_once_for_others() -> None:
