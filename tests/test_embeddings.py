@@ -267,14 +267,16 @@ def test_aembed_stops_the_other_batches_when_one_fails() -> None:
     ) as server:
         client = embedder(server, batch_size=2, concurrency=4, max_retries=0, cache=False)
 
-        async def main() -> None:
+        async def main() -> set[asyncio.Task[object]]:
             try:
-                await client.aembed(texts)
+                with pytest.raises(BadRequestError, match="bad input"):
+                    await client.aembed(texts)
+                # no request of the failed call is left running
+                return asyncio.all_tasks() - {asyncio.current_task()}
             finally:
                 await client.aclose()
 
-        with pytest.raises(BadRequestError, match="bad input"):
-            asyncio.run(main())
+        assert asyncio.run(main()) == set()
     with pytest.raises(ValueError, match="concurrency must be at least 1"):
         OpenAIEmbedder(concurrency=0)
 
