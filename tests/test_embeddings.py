@@ -51,6 +51,18 @@ def embedder(server: OpenAICompatServer, **options: object) -> OpenAIEmbedder:
     return OpenAIEmbedder("openai/text-embedding-3-small", **settings)  # type: ignore[arg-type]
 
 
+def aembed_once(client: OpenAIEmbedder, texts: list[str]) -> list[list[float]]:
+    """``client.aembed(texts)`` in a new event loop, closing its connections after."""
+
+    async def main() -> list[list[float]]:
+        try:
+            return await client.aembed(texts)
+        finally:
+            await client.aclose()
+
+    return asyncio.run(main())
+
+
 def inputs(server: OpenAICompatServer) -> list[list[str]]:
     return [request.json["input"] for request in server.embedding_requests]
 
@@ -218,14 +230,7 @@ def test_aembed_batches_retries_and_matches_embed() -> None:
     texts = [f"text {n}" for n in range(5)]
     with OpenAICompatServer(embedding_replies=[Reply(status=503, retry_after=0)]) as server:
         client = embedder(server, batch_size=2, concurrency=1, cache=False)
-
-        async def main() -> list[list[float]]:
-            try:
-                return await client.aembed(texts)
-            finally:
-                await client.aclose()
-
-        vectors = asyncio.run(main())
+        vectors = aembed_once(client, texts)
         sent = inputs(server)
     assert sent == [texts[0:2], texts[0:2], texts[2:4], texts[4:5]]
     assert vectors == [float32(hashing_embedding(text)) for text in texts]
@@ -245,14 +250,7 @@ def test_aembed_keeps_several_batches_in_flight_and_their_order() -> None:
 
     with OpenAICompatServer(embedding_replies=meet) as server:
         client = embedder(server, batch_size=2, concurrency=3, max_retries=0, cache=False)
-
-        async def main() -> list[list[float]]:
-            try:
-                return await client.aembed(texts)
-            finally:
-                await client.aclose()
-
-        vectors = asyncio.run(main())
+        vectors = aembed_once(client, texts)
         sent = inputs(server)
         assert server.errors == []  # (the barrier was met: no responder raised)
     assert sorted(sent) == [texts[0:2], texts[2:4], texts[4:6]]
