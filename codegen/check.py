@@ -15,6 +15,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal, TypeVar, cast
 
+from sigforge.runtime.adapters.prompts import PROMPT_FORMATS
+
 from . import ast
 from .diagnostics import Diagnostic
 from .extend import CALL_DISCRIMINATOR, FINISH_TOOL, added_fields
@@ -70,7 +72,9 @@ PREDICTOR_KINDS: tuple[PredictorKind, ...] = (
     "best_of_n",
     "refine",
 )
-ADAPTERS: tuple[AdapterName, ...] = ("chat", "json")
+#: the prompt formats a predictor may name: the runtime's (tests/test_check.py keeps the
+#: ``AdapterName`` type equal to them)
+ADAPTERS = cast(tuple[AdapterName, ...], tuple(PROMPT_FORMATS))
 ATTEMPT_KINDS: tuple[AttemptKind, ...] = ("predict", "chain_of_thought")
 #: the options each predictor kind takes (see docs/language.md, Predictors)
 KIND_OPTIONS: dict[str, tuple[str, ...]] = {

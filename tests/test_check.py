@@ -159,6 +159,16 @@ def test_each_mistake_is_one_diagnostic_at_the_right_place(
         assert d.hint is not None and hint in d.hint
 
 
+def test_the_adapter_names_the_checker_accepts_are_the_runtimes_formats() -> None:
+    from typing import get_args
+
+    from sigforge.codegen.check import ADAPTERS
+    from sigforge.codegen.model import AdapterName
+    from sigforge.runtime.adapters import ADAPTERS as RUNTIME_ADAPTERS
+
+    assert get_args(AdapterName) == ADAPTERS == tuple(RUNTIME_ADAPTERS)
+
+
 def test_every_attribute_of_pydantic_models_is_a_reserved_field_name() -> None:
     """The checker's list (written out, so that the compiler does not import pydantic)
     covers the installed pydantic's BaseModel: a field of such a name would shadow it."""
