@@ -364,12 +364,14 @@ def _signature_ir(
     sig: CheckedSignature,
     types: TypeResolver,
     lowered: _Lowered,
+    formats: frozenset[str],
     inherited: str = "",
     whole: frozenset[str] = frozenset(),
 ) -> SignatureIR:
     """``lowered``: the fields of the module lowered so far (see :class:`_Lowered`);
-    ``inherited``: the instructions of the signature an extension extends (DSPy keeps
-    them); ``whole``: see :func:`_partial_attribute`."""
+    ``formats``: the prompt formats whose constant parts the signature carries (see
+    :func:`prompt_formats`); ``inherited``: the instructions of the signature an extension
+    extends (DSPy keeps them); ``whole``: see :func:`_partial_attribute`."""
     base = sig.extends or sig.name
     outputs_of = sig.outputs_from or sig.name
     inputs = [lowered.field(f) for f in sig.inputs]
@@ -381,6 +383,8 @@ def _signature_ir(
     )
     prompts: list[Node] = []
     for adapter in PROMPT_FORMATS.values():
+        if adapter.name not in formats:
+            continue
         parts = adapter.prompts(in_specs, out_specs, instructions)
         prompts.append(
             call_node(
@@ -514,27 +518,68 @@ def _all_types(module: CheckedModule) -> list[SigType]:
 _DATE_TYPES = ("date", "datetime")
 
 
+#: the prompt formats of a signature that no predictor of its module runs: the format
+#: predictors use unless told otherwise (``Predictor.default_adapter``)
+DEFAULT_FORMATS = frozenset({"chat"})
+
+
+def prompt_formats(module: CheckedModule) -> dict[str, frozenset[str]]:
+    """The prompt formats (adapter names) each signature is run with by the module's own
+    predictors, by signature name; a signature missing here gets :data:`DEFAULT_FORMATS`.
+
+    A signature carries the constant prompt parts of these formats only: a predictor run
+    with another adapter (set at run time, or a predictor of another module) has its
+    adapter make them on first use, from the same code. Only the module's own predictors
+    count, so that a module's output never depends on the modules importing it."""
+    used: dict[str, set[str]] = {}
+    for pred in module.predictors:
+        if pred.kind in ("predict", "chain_of_thought"):
+            names = [run_signature_name(pred)]
+        else:
+            names = [
+                f"{pred.name}{role}" if own else attempt_signature_name(pred)
+                for role, own in KIND_ROLES[pred.kind]
+            ]
+        for name in names:
+            used.setdefault(name, set()).add(pred.adapter)
+    return {name: frozenset(adapters) for name, adapters in used.items()}
+
+
 def lower(module: CheckedModule, types: TypeResolver) -> ModuleIR:
     """Lower a checked, extended module (name collisions were rejected by the checks)."""
     types = _KindTypes(types, module)
     whole = frozenset(tool_call_union(p) for p in module.predictors if p.kind == "react")
     lowered = _Lowered(types)
-    by_name = {s.name: _signature_ir(s, types, lowered) for s in module.signatures}
+    formats = prompt_formats(module)
+    by_name = {
+        s.name: _signature_ir(s, types, lowered, formats.get(s.name, DEFAULT_FORMATS))
+        for s in module.signatures
+    }
     emitted = set(by_name)
     bases = {p.signature.name: p.signature for p in module.predictors}
+    none: frozenset[str] = frozenset()  # (for the IR of imported signatures, never emitted)
     for ext in module.extended:
         inherited = ""
         if ext.extends is not None:
             # an extension keeps the instructions of the signature it extends (also imported ones)
-            extended = by_name.get(ext.extends) or _signature_ir(bases[ext.extends], types, lowered)
+            extended = by_name.get(ext.extends) or _signature_ir(
+                bases[ext.extends], types, lowered, none
+            )
             inherited = extended.instructions_text
-        by_name[ext.name] = _signature_ir(ext, types, lowered, inherited=inherited, whole=whole)
+        by_name[ext.name] = _signature_ir(
+            ext,
+            types,
+            lowered,
+            formats.get(ext.name, DEFAULT_FORMATS),
+            inherited=inherited,
+            whole=whole,
+        )
         emitted.add(ext.name)
     # imported signatures are defined in their own module
     signatures = [s for s in by_name.values() if s.name in emitted]
     for pred in module.predictors:
         if pred.signature.name not in by_name:  # an imported signature, run as declared
-            by_name[pred.signature.name] = _signature_ir(pred.signature, types, lowered)
+            by_name[pred.signature.name] = _signature_ir(pred.signature, types, lowered, none)
     predictors = []
     kinds = []
     for pred in module.predictors:

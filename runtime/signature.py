@@ -65,7 +65,8 @@ class Signature:
     partial_outputs: ClassVar[type[BaseModel]]
     input_fields: ClassVar[tuple[FieldSpec, ...]]
     output_fields: ClassVar[tuple[FieldSpec, ...]]
-    #: adapter name ("chat", "json") -> prompt parts for ``instructions``
+    #: adapter name ("chat", "json") -> prompt parts for ``instructions``, for the formats
+    #: the generated module's predictors use (a predictor builds any other on first use)
     prompts: ClassVar[dict[str, AdapterPrompts]]
     #: JSON schema sent as the ``response_format`` of the JSON adapter
     output_schema: ClassVar[dict[str, object]]

@@ -20,7 +20,6 @@ from support import DSPY_FIXTURES, FIXTURES, generate_package, import_generated
 from sigforge.runtime import (
     LM,
     Cache,
-    ChatAdapter,
     GeneratedCodeVersionError,
     OutputParseError,
     StateError,
@@ -266,15 +265,40 @@ def test_instructions_override_rebuilds_the_system_message_once(qa: ModuleType) 
 
 
 def test_generated_constants_equal_a_runtime_rebuild(qa: ModuleType, classify: ModuleType) -> None:
-    adapters = {"chat": ChatAdapter()}
-    from sigforge.runtime import JSONAdapter
+    """A signature carries the constant prompt parts of the formats its module's predictors
+    run it with (QA has a JSON predictor, the chain-of-thought extensions do not), equal to
+    what the adapters build at run time."""
+    from sigforge.runtime.adapters import adapter_for
 
-    adapters["json"] = JSONAdapter()
-    for mod in (qa, classify):
-        for sig in (mod.QA, mod.QAWithReasoning) if mod is qa else (mod.Classify, mod.ClassifyWithReasoning):
-            for name, adapter in adapters.items():
-                rebuilt = adapter.prompts(sig.input_fields, sig.output_fields, sig.instructions)
-                assert sig.prompts[name] == rebuilt
+    expected = {
+        qa.QA: {"chat", "json"},
+        qa.QAWithReasoning: {"chat"},
+        classify.Classify: {"chat", "json"},
+        classify.ClassifyWithReasoning: {"chat"},
+    }
+    for sig, formats in expected.items():
+        assert set(sig.prompts) == formats, sig.name
+        for name, parts in sig.prompts.items():
+            rebuilt = adapter_for(name).prompts(sig.input_fields, sig.output_fields, sig.instructions)
+            assert parts == rebuilt
+
+
+def test_a_format_the_module_does_not_declare_is_built_at_run_time(tmp_path: Path) -> None:
+    """With no JSON predictor in its module, QA carries no JSON prompt parts; a predictor
+    switched to the JSON adapter at run time still sends DSPy's exact messages."""
+    src = tmp_path / "src"
+    src.mkdir()
+    text = (FIXTURES / "sigs" / "dspy_qa.sig").read_text(encoding="utf-8")
+    kept = [line for line in text.splitlines() if 'adapter="json"' not in line]
+    assert len(kept) < len(text.splitlines())  # (the fixture declares a JSON predictor)
+    (src / "dspy_qa.sig").write_text("\n".join(kept) + "\n", encoding="utf-8")
+    generate_package(src, tmp_path, "e2e_chat_only")
+    chat_only = import_generated("e2e_chat_only", "dspy_qa")
+    assert set(chat_only.QA.prompts) == {"chat"}
+    fixture = dspy_fixture("qa_json_0demos.json")
+    inputs = chat_only.QAInputs(**fixture["inputs"])
+    assert chat_only.QAPredict().format(inputs, adapter="json") == fixture["messages"]
+    assert chat_only.QAPredict(adapter="json").format(inputs) == fixture["messages"]
 
 
 def test_save_and_load_round_trip(qa: ModuleType, tmp_path: Path) -> None:
