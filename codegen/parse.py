@@ -5,29 +5,20 @@ from __future__ import annotations
 import hashlib
 import inspect
 import json
+import os
 import re
 import threading
 from collections.abc import Callable, Generator, Iterator
 from functools import cache, partial
-from importlib.resources import files
-from typing import Any, Literal, NamedTuple, cast
-
-import lark
-from lark import Lark, Token
-from lark.common import LexerConf
-from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
-from lark.lexer import (
-    BasicLexer,
-    ContextualLexer,
-    Lexer,
-    LexerState,
-    PatternStr,
-    UnlessCallback,
-)
-from lark.parsers.lalr_analysis import Reduce, Shift
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple, TypeGuard, cast
 
 from . import ast
 from .diagnostics import Diagnostic
+
+if TYPE_CHECKING:  # Lark is loaded only to build the tables and on syntax errors
+    import lark
+    from lark.exceptions import UnexpectedInput
 
 # How terminals are named to users in "expected ..." messages.
 _TERMINAL_WORDS = {
@@ -40,155 +31,117 @@ _TERMINAL_WORDS = {
 }
 
 
-@cache
-def parser() -> Lark:
-    """The LALR parser, built once per process.
-
-    Building the tables takes a good part of a second, so Lark keeps them in a file in
-    sigforge's cache folder, named by the grammar's hash (Lark also checks it on load);
-    without a writable cache folder the parser is built every time."""
-    grammar = files("sigforge.grammar").joinpath("sig.lark").read_text(encoding="utf-8")
-    options: dict[str, Any] = {
-        "parser": "lalr",
-        "lexer": _Lexer,
-        "keep_all_tokens": True,
-        "maybe_placeholders": True,
-    }
-    digest = hashlib.sha256(f"{grammar}{sorted(options.items())}{lark.__version__}".encode()).hexdigest()
-    table: str | bool = False
-    try:
-        from sigforge.runtime.cache import cache_dir
-
-        folder = cache_dir()
-        folder.mkdir(parents=True, exist_ok=True)
-        table = str(folder / f"grammar-{digest[:24]}.lark")
-    except OSError:
-        pass
-    lark_parser = Lark(grammar, cache=table, transformer=_BUILDER, **options)
-    # The lexer's tables come from the parse table, which Lark only hands to the lexer
-    # while parsing: parsing the empty file builds them now (before a spread build forks;
-    # no rule but ``start`` runs, so the shared builder is not disturbed).
-    lark_parser.parse("")
-    return lark_parser
+def grammar_text() -> str:
+    """The grammar, ``grammar/sig.lark``."""
+    return (Path(__file__).parent.parent / "grammar" / "sig.lark").read_text(encoding="utf-8")
 
 
-#: a state's lexer: its regex's ``match``, the terminals whose text may hold a newline, and
-#: the keywords a NAME turns into in this state (``"signature"`` -> SIGNATURE)
-_StateLexer = tuple[Any, frozenset[str], dict[str, str]]
+class Token(str):
+    """A token of the parser's own loop: its text, with its terminal's name and its place,
+    as Lark's tokens have them (the rule callbacks read either kind alike: a child that is
+    a ``str`` is a token)."""
+
+    __slots__ = ("column", "end_column", "end_line", "end_pos", "line", "start_pos", "type", "value")
+    type: str
+    value: str
+    start_pos: int
+    end_pos: int
+    line: int
+    column: int
+    end_line: int
+    end_column: int
 
 
-class _Lexer(Lexer):
-    """Lark's contextual lexer with a faster loop for text that lexes.
+#: the terminals one parser state lexes: its regex (an alternation of named groups, one
+#: per terminal, as Lark builds it), the regex's flags, the terminals whose text may hold a
+#: newline, and the keywords a NAME turns into in this state (``"signature"`` -> SIGNATURE)
+LexerTable = tuple[str, int, list[str], dict[str, str]]
+#: a state's lexer ready to run: its regex's ``match`` (blanks first, in group 1), the
+#: terminals whose text may hold a newline, and the keywords
+StateLexer = tuple[Any, frozenset[str], dict[str, str]]
+#: a rule's callback, as data (JSON: lists for tuples):
+#: ``("method", name)``: the builder's method (see :class:`_ToAst`);
+#: ``("tree", name)``: no method (a ``_rule``): its children, which its parent takes in;
+#: ``("expand1", inner)``: a ``?rule``'s single child itself, else ``inner``;
+#: ``("filter", include, append_none, inner)``: ``inner`` of the children ``include`` keeps,
+#: each ``(index, taken in, Nones before it)`` (a None for each missing ``[...]`` item),
+#: then ``append_none`` Nones
+Callback = tuple[Any, ...]
 
-    The contextual lexer matches, in each parser state, only the terminals that state
-    accepts (a keyword where a name is expected lexes as a NAME). This class uses the very
-    same per-state regexes, priorities and keyword lists, built by Lark's
-    :class:`~lark.lexer.ContextualLexer`, but scans in one loop with local variables, one
-    regex match per token: each state's regex is preceded by the ignored whitespace and
-    comments (possessive: no other terminal starts with a blank or ``#``, so they never
-    compete), and line and column are counted as Lark's line counter does. That about
-    halves the lexer's time per token. Where no terminal of the state matches
-    (at the end, or on an error), the position is handed to Lark's own contextual lexer,
-    which ends or raises the very same error (and its expected terminals) it always did.
-    (Nothing reads the lexer state's line counter before then, so it is only brought up to
-    date there.) The loop is :meth:`scan`, which :class:`_Driver` also runs on its own.
-    """
 
-    __future_interface__ = 2  # lex() gets the lexer and parser states
+class ParseTables(NamedTuple):
+    """What the parser's own loop runs, compiled from Lark's parser (see
+    :func:`.lark_parser.compile_tables`) and kept in the cache folder as JSON."""
 
-    def __init__(self, conf: LexerConf) -> None:
-        self._conf = conf
-        self._blanks = "|".join(conf.terminals_by_name[name].pattern.to_regexp() for name in conf.ignore)
-        self._contextual: ContextualLexer | None = None
-        self._states: dict[Any, _StateLexer] = {}
-        #: set when Lark's internals are not as expected (see :meth:`_state_lexer`)
-        self._unknown_internals = False
+    #: the regex of the ignored whitespace and comments, and the grammar's regex flags
+    blanks: str
+    flags: int
+    lexers: tuple[LexerTable, ...]
+    #: per state, the index of its lexer in ``lexers``
+    lexer_of_state: tuple[int, ...]
+    #: per state: symbol -> a shift's (or goto's) next state, or ``-1 - i`` to reduce
+    #: ``reduces[i]``
+    actions: tuple[dict[str, int], ...]
+    #: per rule reduced: its length, the nonterminal it makes and its callback
+    reduces: tuple[tuple[int, str, Callback], ...]
+    start_state: int
+    end_state: int
 
-    def _state_lexer(self, state: Any) -> _StateLexer | None:
-        """The lexer of one parser state, made on the state's first token (as Lark does).
 
-        It reads the internals of Lark's lexer for the state (its one regex, its keyword
-        callback); None, for good, if they are not what this class knows (another Lark
-        version): Lark's own contextual lexer then does all the lexing, only slower."""
-        assert self._contextual is not None
-        try:
-            lexer = self._contextual.lexers[state]
-            assert isinstance(lexer, BasicLexer)
-            (terminals,) = lexer.scanner._mres  # few terminals: one regex
-            regex = re.compile(f"((?:{self._blanks})*+)(?:{terminals.pattern})", terminals.flags)
-            keywords: dict[str, str] = {}
-            for type_, callback in lexer.callback.items():
-                assert type_ == "NAME" and isinstance(callback, UnlessCallback)
-                for keyword in callback.scanner.terminals:
-                    assert isinstance(keyword.pattern, PatternStr) and not keyword.pattern.flags
-                    keywords[keyword.pattern.value] = keyword.name
-            newline_types = frozenset(lexer.newline_types)
-        except (AssertionError, AttributeError, TypeError, ValueError, re.error):
-            self._unknown_internals = True
-            return None
-        self._states[state] = found = (regex.match, newline_types, keywords)
-        return found
+def scan(
+    text: str,
+    end: int,
+    stack: list[Any],
+    states: dict[Any, StateLexer],
+    make_state: Callable[[Any], StateLexer | None],
+    token_class: type[Any],
+    pos: int = 0,
+    line: int = 1,
+    line_start: int = 0,
+) -> Generator[Any, None, tuple[int, int, int, Any]]:
+    """The tokens of ``text[pos:end]``, each lexed in the parser state on top of ``stack``
+    (which the parser changes between tokens), up to where no terminal of the state
+    matches: the end, or an error. Returns where it stopped (the position, its line and
+    where that line starts) and the last token.
 
-    def lex(self, lexer_state: LexerState, parser_state: Any) -> Iterator[Token]:
-        contextual = self._contextual
-        if contextual is None:
-            table = parser_state.parse_conf.states
-            contextual = ContextualLexer(self._conf, {s: list(t) for s, t in table.items()})
-            self._contextual = contextual
-        source: Any = lexer_state.text  # a TextSlice (Lark >= 1.3) or the text itself
-        text, end = (source, len(source)) if isinstance(source, str) else (source.text, source.end)
-        counter = lexer_state.line_ctr
-        pos, line, line_start = counter.char_pos, counter.line, counter.line_start_pos
-        stack = parser_state.state_stack  # the parser's state is its top
-        pos, line, line_start, token = yield from self.scan(text, end, stack, pos, line, line_start)
-        counter.char_pos, counter.line, counter.line_start_pos = pos, line, line_start
-        counter.column = pos - line_start + 1
-        if token is not None:
-            lexer_state.last_token = token
-        yield from contextual.lex(lexer_state, parser_state)
-
-    def scan(
-        self, text: str, end: int, stack: list[Any], pos: int = 0, line: int = 1, line_start: int = 0
-    ) -> Generator[Token, None, tuple[int, int, int, Token | None]]:
-        """The tokens of ``text[pos:end]``, each lexed in the parser state on top of
-        ``stack`` (which the parser changes between tokens), up to where no terminal of the
-        state matches: the end, or an error. Returns where it stopped (the position, its line
-        and where that line starts) and the last token."""
-        states, new_str = self._states, str.__new__
-        token = None
-        while not self._unknown_internals:
-            state_lexer = states.get(stack[-1]) or self._state_lexer(stack[-1])
-            if state_lexer is None:
-                break
-            match, newline_types, keywords = state_lexer
-            found = match(text, pos, end)
-            if found is None:
-                break
-            start, next_pos, type_ = found.end(1), found.end(), found.lastgroup
-            if start != pos:  # after blanks
-                newlines = text.count("\n", pos, start)
-                if newlines:
-                    line += newlines
-                    line_start = text.rindex("\n", pos, start) + 1
-                pos = start
-            value = text[pos:next_pos]
-            column = pos - line_start + 1
-            if type_ == "NAME" and value in keywords:
-                type_ = keywords[value]
-            if type_ in newline_types and "\n" in value:
-                end_line = line + value.count("\n")
-                line_start = pos + value.rindex("\n") + 1
-                end_column = next_pos - line_start + 1
-            else:
-                end_line, end_column = line, column + next_pos - pos
-            # Token(type_, value, pos, line, ...) made directly: Token() takes twice as long
-            # (it checks for a deprecated keyword argument)
-            token = new_str(Token, value)
-            token.type, token.value, token.start_pos, token.end_pos = type_, value, pos, next_pos
-            token.line, token.column, token.end_line, token.end_column = line, column, end_line, end_column
-            line, pos = end_line, next_pos
-            yield token
-        return pos, line, line_start, token
+    ``states``: the lexers of the states met so far; ``make_state`` makes a state's lexer
+    on its first token (None: stop here); tokens are of ``token_class`` (this module's
+    :class:`Token`, or Lark's for Lark's parser)."""
+    new_str = str.__new__
+    token = None
+    while True:
+        state_lexer = states.get(stack[-1]) or make_state(stack[-1])
+        if state_lexer is None:
+            break
+        match, newline_types, keywords = state_lexer
+        found = match(text, pos, end)
+        if found is None:
+            break
+        start, next_pos, type_ = found.end(1), found.end(), found.lastgroup
+        if start != pos:  # after blanks
+            newlines = text.count("\n", pos, start)
+            if newlines:
+                line += newlines
+                line_start = text.rindex("\n", pos, start) + 1
+            pos = start
+        value = text[pos:next_pos]
+        column = pos - line_start + 1
+        if type_ == "NAME" and value in keywords:
+            type_ = keywords[value]
+        if type_ in newline_types and "\n" in value:
+            end_line = line + value.count("\n")
+            line_start = pos + value.rindex("\n") + 1
+            end_column = next_pos - line_start + 1
+        else:
+            end_line, end_column = line, column + next_pos - pos
+        # made directly: Lark's Token() takes twice as long (it checks for a deprecated
+        # keyword argument)
+        token = new_str(token_class, value)
+        token.type, token.value, token.start_pos, token.end_pos = type_, value, pos, next_pos
+        token.line, token.column, token.end_line, token.end_column = line, column, end_line, end_column
+        line, pos = end_line, next_pos
+        yield token
+    return pos, line, line_start, token
 
 
 #: ``ast.Span(line, column, end_line, end_column)`` made from a tuple by ``tuple.__new__``:
@@ -197,7 +150,13 @@ class _Lexer(Lexer):
 _new_span = partial(tuple.__new__, ast.Span)
 
 
-def _span(tok: Token) -> ast.Span:
+def _is_token(child: object) -> TypeGuard[Token]:
+    """Whether a rule's child is a token: a ``str`` (this module's :class:`Token`, or Lark's
+    when Lark parses; both have the same attributes)."""
+    return isinstance(child, str)
+
+
+def _span(tok: Token | lark.Token) -> ast.Span:
     """A token's span (the lexer sets all four positions)."""
     return _new_span((tok.line, tok.column, tok.end_line, tok.end_column))
 
@@ -235,11 +194,11 @@ def _rule_span(children: list[Any]) -> ast.Span:
     rule reduced straight into the AST. (The rules most files are made of know the kinds of
     their first and last child, and build their span directly.)"""
     first, last = children[0], children[-1]
-    if isinstance(first, Token):
+    if _is_token(first):
         line, column = first.line, first.column
     else:
         line, column = first.span.line, first.span.column
-    if isinstance(last, Token):
+    if _is_token(last):
         end_line, end_column = last.end_line, last.end_column
     else:
         end_line, end_column = last.span.end_line, last.span.end_column
@@ -247,7 +206,7 @@ def _rule_span(children: list[Any]) -> ast.Span:
 
 
 def _names(children: list[Any]) -> list[Token]:
-    return [c for c in children if isinstance(c, Token) and c.type == "NAME"]
+    return [c for c in children if _is_token(c) and c.type == "NAME"]
 
 
 # The results of rules that only contribute to their parent (named tuples: made faster
@@ -353,7 +312,7 @@ class _ToAst:
         return ast.NameValue(children[0].value, _span(children[0]))
 
     def list_value(self, children: list[Any]) -> ast.ListValue:
-        items = tuple(c for c in children if c is not None and not isinstance(c, Token))
+        items = tuple(c for c in children if c is not None and not _is_token(c))
         return ast.ListValue(items, _rule_span(children))
 
     # -- types
@@ -373,7 +332,7 @@ class _ToAst:
 
     def type_args(self, children: list[Any]) -> _Part:
         args = tuple(
-            ast.EllipsisArg(_span(c)) if isinstance(c, Token) else c  # a token: `...`
+            ast.EllipsisArg(_span(c)) if _is_token(c) else c  # a token: `...`
             for c in children[1:-1:2]
         )
         return _Part(args, _rule_span(children))
@@ -428,7 +387,7 @@ class _ToAst:
     def enum_member(self, children: list[Any]) -> ast.EnumMember:
         name = children[0]
         value = next(
-            (self.string_value([c]) for c in children[1:] if isinstance(c, Token) and c.type == "STRING"),
+            (self.string_value([c]) for c in children[1:] if _is_token(c) and c.type == "STRING"),
             None,
         )
         description = next((c for c in children[1:] if isinstance(c, ast.StringValue)), None)
@@ -490,76 +449,101 @@ class _ToAst:
 
 
 #: the one builder of the process's parser, and the lock that gives it to one file at a time
-_BUILDER = _ToAst()
+BUILDER = _ToAst()
 _PARSING = threading.Lock()
+
+
+class _Inlined(NamedTuple):
+    """The value of a rule the builder has no method for (a ``_rule``): its children, which
+    the rule that holds it takes in (Lark makes a tree there)."""
+
+    rule: str
+    children: list[Any]
+
+
+def _callback(spec: Callback) -> Callable[[list[Any]], Any]:
+    """The rule callback ``spec`` describes (see :data:`Callback`), as Lark makes it."""
+    kind = spec[0]
+    if kind == "method":
+        method: Callable[[list[Any]], Any] = getattr(BUILDER, spec[1])
+        return method
+    if kind == "tree":
+        return partial(_Inlined, spec[1])
+    if kind == "expand1":
+        inner = _callback(spec[1])
+        return lambda children: children[0] if len(children) == 1 else inner(children)
+    if kind == "filter":
+        include, append_none, builder = spec[1], spec[2], _callback(spec[3])
+
+        def filtered(children: list[Any]) -> Any:
+            kept: list[Any] = []
+            for i, taken_in, nones in include:
+                if nones:
+                    kept += [None] * nones
+                if taken_in:
+                    kept += children[i].children
+                else:
+                    kept.append(children[i])
+            if append_none:
+                kept += [None] * append_none
+            return builder(kept)
+
+        return filtered
+    raise ValueError(f"unknown rule callback {kind!r}")
 
 
 #: a reduce action: the rule's length, the nonterminal it makes and its callback
 _ReduceAction = tuple[int, str, Callable[[list[Any]], Any]]
 
 
-class _UnknownInternals(Exception):
-    """Lark's parser is not laid out as :class:`_Driver` expects."""
-
-
 class _Driver:
-    """Lark's LALR(1) parse loop, faster, for text that parses.
+    """The LALR(1) parse loop, for text that parses: no Lark.
 
-    It runs the parser's own tables (Lark's, from its cache file) and rule callbacks on the
-    tokens of :meth:`_Lexer.scan`, as Lark's parser state does, but with each state's
-    actions resolved once: a shift is the next state, a reduce is the rule's length, the
-    nonterminal it makes and the rule's callback. (Lark looks the callback up per reduce in
-    a dict keyed by rule, and the table's rules are equal to the keys but not the same
-    objects, so each lookup compares two rules field by field.) That, and one loop with
-    local variables instead of a method call per token, takes about a sixth off the parse
-    time (bench/codegen_stages.py). On anything else (a syntax error, text that does not
-    lex) :meth:`parse` returns None, and Lark parses the text again from the start, raising
-    the very errors it always did.
+    It runs the tables compiled from Lark's parser (:class:`ParseTables`) with the same
+    rule callbacks Lark makes, on the tokens of :func:`scan`, as Lark's parser state does,
+    but with each state's actions resolved once: a shift is the next state, a reduce is
+    the rule's length, the nonterminal it makes and the rule's callback; and in one loop
+    with local variables instead of a method call per token. On anything else (a syntax
+    error, text that does not lex) :meth:`parse` returns None, and Lark parses the text
+    again from the start, raising the very errors it always did.
     """
 
-    def __init__(self, lark_parser: Lark) -> None:
-        """Reads the tables of ``lark_parser``; raises if they are not what this class
-        knows (see :meth:`build`)."""
-        frontend: Any = lark_parser.parser
-        lexer = frontend.lexer
-        if not isinstance(lexer, _Lexer) or lexer._contextual is None:  # see parser()
-            raise _UnknownInternals("not the parser's lexer, or not ready")
-        lalr = frontend.parser.parser  # the LALR parser that Lark's parser state runs
-        table, callbacks = lalr.parse_table, lalr.callbacks
-        if any(isinstance(key, str) for key in callbacks):
-            raise _UnknownInternals("a callback per terminal")
+    def __init__(self, tables: ParseTables) -> None:
+        """Raises (KeyError, IndexError, TypeError, ValueError, re.error) on tables that are
+        not well formed."""
+        reduces = [(int(size), str(origin), _callback(spec)) for size, origin, spec in tables.reduces]
         #: per state (they are numbered from 0): terminal or nonterminal -> a shift's (or
         #: goto's) next state, or a reduce action
-        self.actions: list[dict[str, Any]] = []
-        for state in range(len(table.states)):
-            row: dict[str, int | _ReduceAction] = {}
-            for symbol, (action, arg) in table.states[state].items():
-                if action is Shift and isinstance(arg, int):
-                    row[symbol] = arg
-                elif action is Reduce:
-                    row[symbol] = (len(arg.expansion), arg.origin.name, callbacks[arg])
-                else:
-                    raise _UnknownInternals(f"action {action!r}")
-            self.actions.append(row)
-        self.start_state: int = table.start_states["start"]
-        self.end_state: int = table.end_states["start"]
-        self.lexer = lexer
-        self.blanks = re.compile(f"(?:{lexer._blanks})*+", lexer._conf.g_regex_flags)
+        self.actions: list[dict[str, int | _ReduceAction]] = [
+            {symbol: action if action >= 0 else reduces[-1 - action] for symbol, action in row.items()}
+            for row in tables.actions
+        ]
+        self.start_state = int(tables.start_state)
+        self.end_state = int(tables.end_state)
+        if not 0 <= self.start_state < len(self.actions):
+            raise ValueError("no start state")
+        self.tables = tables
+        self.blanks = re.compile(f"(?:{tables.blanks})*+", tables.flags)
+        #: the lexers of the states met so far, by state and by lexer
+        self.states: dict[int, StateLexer] = {}
+        self._lexers: dict[int, StateLexer] = {}
 
-    @staticmethod
-    def build(lark_parser: Lark) -> _Driver | None:
-        """The driver of ``lark_parser``, or None if Lark's internals are not laid out as
-        this class knows (another Lark version): Lark then parses everything, only slower."""
-        try:
-            return _Driver(lark_parser)
-        except (_UnknownInternals, AttributeError, KeyError, TypeError, ValueError, re.error):
-            return None
+    def _state_lexer(self, state: int) -> StateLexer:
+        """The lexer of one parser state, made on the state's first token."""
+        which = self.tables.lexer_of_state[state]
+        found = self._lexers.get(which)
+        if found is None:
+            pattern, flags, newline_types, keywords = self.tables.lexers[which]
+            regex = re.compile(f"((?:{self.tables.blanks})*+)(?:{pattern})", flags)
+            found = self._lexers[which] = (regex.match, frozenset(newline_types), keywords)
+        self.states[state] = found
+        return found
 
     def _tokens(self, text: str, stack: list[Any]) -> Iterator[Token]:
         """The tokens of ``text``, then ``$END`` if nothing but blanks follow the last."""
-        pos, *_ = yield from self.lexer.scan(text, len(text), stack)
+        pos, *_ = yield from scan(text, len(text), stack, self.states, self._state_lexer, Token)
         if self.blanks.fullmatch(text, pos):
-            yield Token("$END", "")
+            yield _END
 
     def parse(self, text: str) -> list[Any] | None:
         """The value of the ``start`` rule for ``text`` (its children), or None where Lark
@@ -577,7 +561,7 @@ class _Driver:
                     break
                 if action is None:  # a syntax error
                     return None
-                size, origin, callback = action
+                size, origin, callback = action  # type: ignore[misc]
                 if size:
                     children = values[-size:]
                     del stack[-size:], values[-size:]
@@ -587,18 +571,95 @@ class _Driver:
                 goto = actions[stack[-1]][origin]
                 if goto == end_state:  # ``start`` was reduced (at the end)
                     return values[-1] if type_ == "$END" else None
-                stack.append(goto)
+                stack.append(goto)  # type: ignore[arg-type]
         return None  # the text does not lex to its end
+
+
+def _end_token() -> Token:
+    end = str.__new__(Token, "")
+    end.type, end.value = "$END", ""
+    return end
+
+
+_END = _end_token()
+
+#: the version of the tables' file layout (part of its name: a new layout is a new file)
+TABLES_FORMAT = 1
+
+
+def _tables_path() -> Path | None:
+    """The tables' file in the cache folder, named by what they are made from: the grammar,
+    Lark (its version, read without importing it) and :data:`TABLES_FORMAT`; None when
+    there is no cache folder."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("lark")
+    origin = spec.origin if spec is not None else None
+    lark_id = Path(origin).read_bytes() if origin else b""
+    digest = hashlib.sha256(grammar_text().encode() + b"\0" + lark_id + f"\0{TABLES_FORMAT}".encode())
+    try:
+        from sigforge.runtime.cache import cache_dir
+
+        return cache_dir() / f"parser-{digest.hexdigest()[:24]}.json"
+    except OSError:
+        return None
 
 
 @cache
 def _driver() -> _Driver | None:
-    """The driver of the process's parser (under a millisecond to make), or None: Lark's
-    parse loop parses everything."""
-    return _Driver.build(parser())
+    """The parse loop of the process (tables loaded in about a millisecond), or None:
+    Lark's parser parses everything.
+
+    The tables come from the cache folder; when they are missing (the first run after an
+    install or a change of the grammar or of Lark) or unreadable, they are compiled from
+    Lark's parser and saved there (written to a temporary file, then renamed, so that a
+    concurrent run reads all of them or none)."""
+    path = _tables_path()
+    if path is not None:
+        try:
+            return _Driver(ParseTables(*json.loads(path.read_bytes())))
+        except (OSError, ValueError, TypeError, KeyError, IndexError, re.error):
+            pass  # missing or unreadable: compiled again below
+    from .lark_parser import UnknownInternals, compile_tables, parser
+
+    try:
+        tables = compile_tables(parser())
+    except UnknownInternals:
+        return None
+    if path is not None:
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            partial_path = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+            partial_path.write_text(json.dumps(tables, separators=(",", ":")), encoding="utf-8")
+            os.replace(partial_path, path)
+        except OSError:
+            pass
+    return _Driver(tables)
+
+
+def _lark_parse(text: str) -> list[Any] | UnexpectedInput:
+    """What Lark's parser makes of ``text``: the value of the ``start`` rule, or the syntax
+    error it stopped at."""
+    from lark.exceptions import UnexpectedInput
+
+    from .lark_parser import parser
+
+    try:
+        return cast("list[Any]", parser().parse(text))
+    except UnexpectedInput as exc:
+        return exc
+
+
+def load_parser() -> None:
+    """Load the parser's tables now (they are loaded once per process, on first use)."""
+    _driver()
 
 
 def _describe_expected(names: set[str]) -> str:
+    from lark.lexer import PatternStr
+
+    from .lark_parser import parser
+
     terminals = {t.name: t for t in parser().terminals}
     words: list[str] = []
     for name in names:
@@ -615,6 +676,8 @@ def _describe_expected(names: set[str]) -> str:
 
 
 def _syntax_diagnostic(path: str, source: str, exc: UnexpectedInput) -> Diagnostic:
+    from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedToken
+
     line, column = exc.line, exc.column
     if isinstance(exc, UnexpectedCharacters):
         pos = exc.pos_in_stream
@@ -656,7 +719,7 @@ def _syntax_diagnostic(path: str, source: str, exc: UnexpectedInput) -> Diagnost
     return Diagnostic(path, ast.Span(max(line, 1), max(column, 1), 1, 1), "E100", str(exc))
 
 
-def _token_words(tok: Token) -> str:
+def _token_words(tok: Token | lark.Token) -> str:
     if tok.type in ("NAME", "NUMBER"):
         return f"{_TERMINAL_WORDS[tok.type].split(' ', 1)[1]} `{tok}`"
     if tok.type in ("STRING", "DOCSTRING"):
@@ -674,6 +737,8 @@ MAX_SYNTAX_ERRORS = 50
 
 
 def _error_offset(exc: UnexpectedInput, text: str) -> int:
+    from lark.exceptions import UnexpectedCharacters, UnexpectedToken
+
     if isinstance(exc, UnexpectedCharacters):
         return exc.pos_in_stream if exc.pos_in_stream is not None else len(text)
     if isinstance(exc, UnexpectedToken) and exc.token.type != "$END":
@@ -709,27 +774,27 @@ def parse(source: str, path: str) -> tuple[ast.SigFile | None, list[Diagnostic]]
     diagnostics: list[Diagnostic] = []
     with _PARSING:  # one builder per process (see _ToAst)
         while True:
-            _BUILDER.path, _BUILDER.diagnostics = path, []
-            try:
-                driver = _driver()
-                children = driver.parse(text) if driver is not None else None
-                if children is None:  # Lark parses it, raising any syntax error
-                    _BUILDER.diagnostics = []
-                    children = cast("list[Any]", parser().parse(text))
-            except UnexpectedInput as exc:
-                diagnostics.append(_syntax_diagnostic(path, text, exc))
-                if starts is None:
-                    starts = [m.end() for m in _DECLARATION_START.finditer(source)]
-                begin, end = _broken_region(starts, _error_offset(exc, text), len(text))
-                blanked = _blank(text, begin, end)
-                if blanked == text or len(diagnostics) >= MAX_SYNTAX_ERRORS:
-                    return None, diagnostics
-                text = blanked
-                continue
+            BUILDER.path, BUILDER.diagnostics = path, []
+            driver = _driver()
+            children = driver.parse(text) if driver is not None else None
+            if children is None:  # Lark parses it, stopping at any syntax error
+                BUILDER.diagnostics = []
+                parsed = _lark_parse(text)
+                if not isinstance(parsed, list):
+                    diagnostics.append(_syntax_diagnostic(path, text, parsed))
+                    if starts is None:
+                        starts = [m.end() for m in _DECLARATION_START.finditer(source)]
+                    begin, end = _broken_region(starts, _error_offset(parsed, text), len(text))
+                    blanked = _blank(text, begin, end)
+                    if blanked == text or len(diagnostics) >= MAX_SYNTAX_ERRORS:
+                        return None, diagnostics
+                    text = blanked
+                    continue
+                children = parsed
             if diagnostics:
                 return None, diagnostics
             break
-        values = _BUILDER.diagnostics
+        values = BUILDER.diagnostics
     doc = children[0] if children and isinstance(children[0], ast.Doc) else None
     imports = tuple(c for c in children if isinstance(c, ast.ImportDecl))
     decls = tuple(c for c in children if not isinstance(c, ast.Doc | ast.ImportDecl))

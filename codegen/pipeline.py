@@ -316,14 +316,14 @@ def _compile_spread(
     import importlib
 
     from .parallel import fork_map
-    from .parse import parser
+    from .parse import load_parser
     from .render import load_templates
 
     # every stage, the parser's tables and the template are loaded once, before the
     # processes are forked
     for stage in ("parse", "imports", "check", "pytypes", "extend", "ir", "frozen"):
         importlib.import_module(f"{__package__}.{stage}")
-    parser()
+    load_parser()
     load_templates()
     shares = [needed[start::processes] for start in range(processes)]
 

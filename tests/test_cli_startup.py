@@ -3,16 +3,18 @@
 A fresh process runs the command (click's ``main`` in-process, so that ``sys.modules`` can
 be inspected afterwards) and reports which heavy modules it imported. A `generate` with
 nothing to compile must not load Lark, Jinja, pydantic or the runtime's adapters; a
-build needs Lark, Jinja and the adapters' constant prompt text, not their run-time part
-nor pydantic (about 0.1 s of imports, which the generated code needs and the compiler
-does not), unless a field's type or default needs it: a default is validated by pydantic
+build needs Jinja and the adapters' constant prompt text, not their run-time part nor
+pydantic (about 0.1 s of imports, which the generated code needs and the compiler does
+not), unless a field's type or default needs it: a default is validated by pydantic
 exactly as the generated model will validate it, and a class or an enum is described by
-pydantic's schema.
+pydantic's schema. Lark is loaded only to compile the parser's tables (once per cache
+folder) and for a syntax error. Each test has a cache folder of its own.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -25,7 +27,7 @@ ROOT = Path(__file__).resolve().parents[1]
 HEAVY = ["lark", "jinja2", "pydantic", "sigforge.runtime.adapters", "sigforge.runtime.lm", "httpx"]
 
 
-def loaded_by(args: list[str], cwd: Path) -> dict[str, bool]:
+def loaded_by(args: list[str], cwd: Path, exit_code: int = 0) -> dict[str, bool]:
     probe = (
         "import json, sys\n"
         "from sigforge.codegen.cli import main\n"
@@ -34,9 +36,11 @@ def loaded_by(args: list[str], cwd: Path) -> dict[str, bool]:
         "finally:\n"
         f"    print(json.dumps({{m: m in sys.modules for m in {HEAVY!r}}}))\n"
     )
+    env = {**os.environ, "SIGFORGE_CACHE_DIR": str(cwd / "cache")}
     out = subprocess.run(
-        [sys.executable, "-c", probe], cwd=cwd, capture_output=True, text=True, check=True
+        [sys.executable, "-c", probe], cwd=cwd, capture_output=True, text=True, env=env
     )
+    assert out.returncode == exit_code, out.stderr
     loaded: dict[str, bool] = json.loads(out.stdout.strip().splitlines()[-1])
     return loaded
 
@@ -65,8 +69,23 @@ def test_a_one_file_rebuild_loads_the_compiler_but_not_the_lm_client(tmp_path: P
     qa = root / "signatures" / "qa.sig"
     qa.write_text(qa.read_text(encoding="utf-8") + "\n# touched\n", encoding="utf-8")
     loaded = loaded_by(generate, root)
-    assert loaded["lark"] and loaded["jinja2"] and loaded["sigforge.runtime.adapters"]
+    assert loaded["jinja2"] and loaded["sigforge.runtime.adapters"]
+    assert not loaded["lark"]  # the parser's tables were compiled by the first build
     assert not loaded["sigforge.runtime.lm"] and not loaded["httpx"]
+
+
+def test_lark_compiles_the_tables_once_and_reports_syntax_errors(tmp_path: Path) -> None:
+    """The first build with a new cache folder compiles the parser's tables with Lark and
+    keeps them there; later builds parse text without loading Lark, until a syntax error
+    (whose diagnostics are Lark's)."""
+    root = project(tmp_path)
+    generate = ["generate", "--warnings", "hide", "--full"]
+    assert loaded_by(generate, root)["lark"]
+    assert [p.name[:7] for p in (root / "cache").glob("parser-*.json")] == ["parser-"]
+    assert not loaded_by(generate, root)["lark"]
+    qa = root / "signatures" / "qa.sig"
+    qa.write_text(qa.read_text(encoding="utf-8") + "\nsignature Broken {\n", encoding="utf-8")
+    assert loaded_by(generate, root, exit_code=1)["lark"]
 
 
 def test_a_build_without_defaults_does_not_load_pydantic(tmp_path: Path) -> None:
@@ -75,7 +94,7 @@ def test_a_build_without_defaults_does_not_load_pydantic(tmp_path: Path) -> None
     answer = 'signature Answer {\n    in question: str "Asked"\n    out answer: str "Said"\n}\n'
     (src / "qa.sig").write_text(answer + "predictor Answerer = chain_of_thought(Answer)\n")
     loaded = loaded_by(["generate"], tmp_path)
-    assert loaded["lark"] and loaded["jinja2"] and loaded["sigforge.runtime.adapters"]
+    assert loaded["jinja2"] and loaded["sigforge.runtime.adapters"]
     assert not loaded["pydantic"]
     assert "class AnswerOutputs(BaseModel)" in (tmp_path / "generated" / "qa.py").read_text()
     # a default is validated by pydantic, exactly as the generated model will validate it

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterator
 from importlib.resources import files
+from pathlib import Path
 
 import pytest
 from fuzz_strategies import SourceFiles, generated_files, mutated_files, text_files
@@ -176,11 +179,11 @@ BROKEN_CASES = [
 @pytest.fixture(scope="module")
 def lexers() -> tuple[Lark, Lark]:
     """Parse-tree parsers of the grammar: with the parser's lexer, and with Lark's own."""
-    from sigforge.codegen.parse import _Lexer
+    from sigforge.codegen.lark_parser import LarkLexer
 
     text = files("sigforge.grammar").joinpath("sig.lark").read_text()
     options = {"parser": "lalr", "keep_all_tokens": True, "maybe_placeholders": True}
-    return Lark(text, lexer=_Lexer, **options), Lark(text, lexer="contextual", **options)
+    return Lark(text, lexer=LarkLexer, **options), Lark(text, lexer="contextual", **options)
 
 
 def _tokens(tree: object) -> list[tuple[object, ...]]:
@@ -247,20 +250,20 @@ def test_the_lexer_falls_back_to_larks_when_larks_internals_differ(
     """The lexer reads Lark's per-state lexers; if another Lark version lays them out
     differently (here: the keyword callback is not the class it expects), Lark's own
     contextual lexer does the lexing, with the same tokens, and nothing crashes."""
-    import sigforge.codegen.parse as parse_module
+    import sigforge.codegen.lark_parser as lark_parser
 
     class NotLarksCallback:
         pass
 
-    monkeypatch.setattr(parse_module, "UnlessCallback", NotLarksCallback)
+    monkeypatch.setattr(lark_parser, "UnlessCallback", NotLarksCallback)
     _, lark = lexers
     text = files("sigforge.grammar").joinpath("sig.lark").read_text()
     options = {"parser": "lalr", "keep_all_tokens": True, "maybe_placeholders": True}
-    fallback = Lark(text, lexer=parse_module._Lexer, **options)
+    fallback = Lark(text, lexer=lark_parser.LarkLexer, **options)
     for source in [*_sig_files(), *LEXER_CASES]:
         assert _tokens(fallback.parse(source)) == _tokens(lark.parse(source))
     lexer = fallback.parser.lexer
-    assert isinstance(lexer, parse_module._Lexer) and lexer._unknown_internals
+    assert isinstance(lexer, lark_parser.LarkLexer) and lexer._unknown_internals
 
 
 # ---------------------------------------------------------------- the parser's own LALR loop
@@ -331,44 +334,121 @@ def test_the_driver_parses_every_example_as_larks_parse_loop_does(larks_results:
     assert driver.parse("signature X { in q: str } # x\n@") is None
 
 
-def test_lark_parses_everything_when_its_internals_differ(
-    larks_results: list[str], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """The driver reads Lark's parse table; if another Lark version lays it out differently
-    (here: a shift is not the action object it expects), there is no driver and Lark's own
-    parse loop does the parsing, with the same results."""
+@pytest.fixture
+def own_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """An empty cache folder for the test, and no driver loaded yet (before and after)."""
     import sigforge.codegen.parse as parse_module
 
-    monkeypatch.setattr(parse_module, "Shift", object())
+    monkeypatch.setenv("SIGFORGE_CACHE_DIR", str(tmp_path))
     parse_module._driver.cache_clear()
-    try:
-        assert parse_module._driver() is None
+    yield tmp_path
+    monkeypatch.undo()
+    parse_module._driver.cache_clear()
+
+
+def test_the_tables_are_compiled_once_then_read_from_the_cache_folder(
+    larks_results: list[str], own_cache: Path
+) -> None:
+    """The first driver compiles the tables from Lark's parser into the cache folder; the
+    next reads them back, and either parses every text as Lark does."""
+    import sigforge.codegen.parse as parse_module
+
+    compiled = parse_module._driver()
+    assert compiled is not None
+    (saved,) = own_cache.glob("parser-*.json")
+    assert _results(_example_texts()) == larks_results
+    parse_module._driver.cache_clear()
+    with pytest.MonkeyPatch.context() as patch:  # read back: nothing compiled this time
+
+        def no_lark() -> None:
+            raise AssertionError("the tables were compiled again")
+
+        patch.setattr("sigforge.codegen.lark_parser.compile_tables", no_lark)
+        loaded = parse_module._driver()
+        assert loaded is not None and loaded is not compiled
+        assert len(loaded.actions) == len(compiled.actions)
         assert _results(_example_texts()) == larks_results
-    finally:
-        monkeypatch.undo()
-        parse_module._driver.cache_clear()
+    assert list(own_cache.glob("parser-*.json")) == [saved]
+
+
+@pytest.mark.parametrize("damage", ["", "{not json", "[1, 2, 3]", '["", 0, [], [], [], [], 0, 0]'])
+def test_a_damaged_tables_file_is_compiled_again(
+    larks_results: list[str], own_cache: Path, damage: str
+) -> None:
+    import sigforge.codegen.parse as parse_module
+
     assert parse_module._driver() is not None
+    (saved,) = own_cache.glob("parser-*.json")
+    good = saved.read_text(encoding="utf-8")
+    saved.write_text(damage, encoding="utf-8")
+    parse_module._driver.cache_clear()
+    assert parse_module._driver() is not None
+    assert saved.read_text(encoding="utf-8") == good  # rewritten
+    assert _results(_example_texts()) == larks_results
 
 
-def test_the_driver_hands_text_to_lark_when_its_lexer_cannot_lex(monkeypatch: pytest.MonkeyPatch) -> None:
-    """With a lexer that falls back to Lark's (see the test above), the driver has no
-    tokens to parse and hands every text to Lark."""
+def test_lark_parses_everything_when_its_internals_differ(
+    larks_results: list[str], own_cache: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The tables are read from Lark's parse table; if another Lark version lays it out
+    differently (here: a shift is not the action object it expects), there are no tables
+    (none saved) and Lark's own parse loop does the parsing, with the same results."""
+    import sigforge.codegen.lark_parser as lark_parser
+    import sigforge.codegen.parse as parse_module
+
+    monkeypatch.setattr(lark_parser, "Shift", object())
+    assert parse_module._driver() is None
+    assert _results(_example_texts()) == larks_results
+    assert not list(own_cache.glob("parser-*"))
+
+
+def test_no_tables_when_the_lexers_internals_differ(
+    larks_results: list[str], own_cache: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With a lexer that falls back to Lark's (see above), there are no lexer tables to
+    compile either: Lark parses every text, with the same results."""
+    import sigforge.codegen.lark_parser as lark_parser
     import sigforge.codegen.parse as parse_module
 
     class NotLarksCallback:
         pass
 
-    monkeypatch.setattr(parse_module, "UnlessCallback", NotLarksCallback)
+    monkeypatch.setattr(lark_parser, "UnlessCallback", NotLarksCallback)
     text = files("sigforge.grammar").joinpath("sig.lark").read_text()
     options = {"parser": "lalr", "keep_all_tokens": True, "maybe_placeholders": True}
-    lark = Lark(text, lexer=parse_module._Lexer, transformer=parse_module._ToAst(), **options)
+    lark = Lark(text, lexer=lark_parser.LarkLexer, transformer=parse_module._ToAst(), **options)
     lark.parse("")
-    driver = parse_module._Driver.build(lark)
-    assert driver is not None
-    assert driver.parse("") == []
-    for source in [FULL, *LEXER_CASES]:
-        assert driver.parse(source) is None
-        assert isinstance(lark.parse(source), list)  # which Lark parses
+    with pytest.raises(lark_parser.UnknownInternals):
+        lark_parser.compile_tables(lark)
+    lark_parser.parser.cache_clear()
+    try:
+        assert parse_module._driver() is None
+        assert _results(_example_texts()) == larks_results
+    finally:
+        monkeypatch.undo()
+        lark_parser.parser.cache_clear()
+
+
+def test_parsing_text_that_parses_does_not_load_lark(own_cache: Path) -> None:
+    import subprocess
+    import sys
+
+    probe = (
+        "import sys\n"
+        "from sigforge.codegen.parse import parse\n"
+        f"tree, diagnostics = parse({FULL!r}, 'f.sig')\n"
+        "assert tree is not None and not diagnostics\n"
+        "print('lark' in sys.modules)\n"
+        "tree, diagnostics = parse('signature X {', 'f.sig')\n"
+        "assert tree is None and diagnostics[0].code == 'E102'\n"
+        "print('lark' in sys.modules)\n"
+    )
+    env = {**os.environ, "SIGFORGE_CACHE_DIR": str(own_cache)}
+    run = [sys.executable, "-c", probe]
+    first = subprocess.run(run, env=env, capture_output=True, text=True, check=True)
+    assert first.stdout.split() == ["True", "True"]  # the tables were compiled with Lark
+    again = subprocess.run(run, env=env, capture_output=True, text=True, check=True)
+    assert again.stdout.split() == ["False", "True"]  # Lark only for the syntax error
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
