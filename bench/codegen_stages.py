@@ -3,7 +3,8 @@
 Writes the benchmark project of bench/codegen_scale.py (N signatures, ten per file) and
 compiles it repeatedly in this process with the compiler's own stages, timing each one
 separately (CPU time of this process, `time.process_time`, which other load on a shared
-machine disturbs far less than wall time): parse (Lark, AST built in its callbacks), check, lower (extension, field
+machine disturbs far less than wall time): parse (the parser's own loop over the tables
+compiled from Lark's, AST built in the rule callbacks), check, lower (extension, field
 specs, prompt constants and JSON schemas from the runtime's adapters, layout of the
 literals) and render (Jinja), with the garbage collector set as a build sets it. Imports, parser tables and the template are loaded before
 the first round, and one warm-up round is not counted, so the figures are the per-module
@@ -75,13 +76,12 @@ def main() -> None:
     from sigforge.codegen.check import Checker
     from sigforge.codegen.extend import extend
     from sigforge.codegen.ir import lower
-    from sigforge.codegen.parse import parse
-    from sigforge.codegen.parse import parser as lark_parser
+    from sigforge.codegen.parse import load_parser, parse
     from sigforge.codegen.pipeline import YOUNG_COLLECTION_THRESHOLD
     from sigforge.codegen.pytypes import PythonTypes
     from sigforge.codegen.render import load_templates, render_module
 
-    lark_parser()
+    load_parser()
     load_templates()
     with tempfile.TemporaryDirectory() as tmp:
         src = Path(tmp) / "src"

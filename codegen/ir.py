@@ -96,7 +96,9 @@ class SignatureIR:
     #: "" for an extension: the template names its base's)
     input_specs: Node
     output_specs: Node
-    #: the ``prompts = {...}`` and ``output_schema = {...}`` statements
+    #: the ``prompts = {...}`` and ``output_schema = {...}`` statements (the second ""
+    #: unless a predictor of the module runs the signature with the JSON format: the JSON
+    #: adapter makes it on first use then)
     prompts: Node
     output_schema: Node
 
@@ -395,7 +397,10 @@ def _signature_ir(
                 ],
             )
         )
-    schema = output_json_schema({f.name: f.type.annotation(types) for f in sig.outputs})
+    output_schema: Node = ""
+    if "json" in formats:
+        schema = output_json_schema({f.name: f.type.annotation(types) for f in sig.outputs})
+        output_schema = value_node(schema, "output_schema = ")
     doc = instructions
     if sig.extension_note:
         doc = f"{doc}\n\n({sig.extension_note})"
@@ -419,7 +424,7 @@ def _signature_ir(
         input_specs=_specs_node("input_fields", input_fields) if sig.extends is None else "",
         output_specs=_specs_node("output_fields", output_fields),
         prompts=Bracket("prompts = {", tuple(prompts), "}"),
-        output_schema=value_node(schema, "output_schema = "),
+        output_schema=output_schema,
     )
 
 

@@ -68,7 +68,9 @@ class Signature:
     #: adapter name ("chat", "json") -> prompt parts for ``instructions``, for the formats
     #: the generated module's predictors use (a predictor builds any other on first use)
     prompts: ClassVar[dict[str, AdapterPrompts]]
-    #: JSON schema sent as the ``response_format`` of the JSON adapter
+    #: JSON schema sent as the ``response_format`` of the JSON adapter; generated when a
+    #: predictor of the signature's module runs the JSON format, else made from
+    #: :attr:`outputs` on first use (see :func:`.adapters.types.signature_output_schema`)
     output_schema: ClassVar[dict[str, object]]
 
     def __init__(self) -> None:  # pragma: no cover - guard

@@ -295,10 +295,18 @@ def test_a_format_the_module_does_not_declare_is_built_at_run_time(tmp_path: Pat
     generate_package(src, tmp_path, "e2e_chat_only")
     chat_only = import_generated("e2e_chat_only", "dspy_qa")
     assert set(chat_only.QA.prompts) == {"chat"}
+    assert "output_schema" not in vars(chat_only.QA)
     fixture = dspy_fixture("qa_json_0demos.json")
     inputs = chat_only.QAInputs(**fixture["inputs"])
     assert chat_only.QAPredict().format(inputs, adapter="json") == fixture["messages"]
     assert chat_only.QAPredict(adapter="json").format(inputs) == fixture["messages"]
+    # ... and its structured-outputs schema, made from the outputs model on first use
+    from sigforge.runtime import JSONAdapter
+
+    params = JSONAdapter().request_params(chat_only.QA)
+    assert params["response_format"]["json_schema"]["schema"] == dspy_fixture(
+        "qa_json_response_format_schema.json"
+    )
 
 
 def test_save_and_load_round_trip(qa: ModuleType, tmp_path: Path) -> None:

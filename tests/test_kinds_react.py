@@ -347,7 +347,11 @@ def test_missing_tool_functions_are_a_configuration_error(agents: ModuleType) ->
 def test_generated_prompt_constants_match_the_generated_classes(agents: ModuleType) -> None:
     """The step's prompt describes the tool calls from the very classes that validate them."""
     from sigforge.runtime.adapters import adapter_for
-    from sigforge.runtime.adapters.types import field_spec, output_json_schema
+    from sigforge.runtime.adapters.types import (
+        field_spec,
+        output_json_schema,
+        signature_output_schema,
+    )
 
     formats = {agents.AgentStep: {"chat"}, agents.AgentExtract: {"chat"}, agents.JsonAgentStep: {"json"}}
     for sig, expected in formats.items():
@@ -363,8 +367,13 @@ def test_generated_prompt_constants_match_the_generated_classes(agents: ModuleTy
         "next_call", union, description=spec.description, is_input=False
     )
     assert spec.type_name == "Union[LookupOrderCall, RefundCall, Finish]"
-    assert agents.AgentStep.output_schema == output_json_schema(
-        {name: info.annotation for name, info in outputs.model_fields.items()}
-    )
+    # generated for the JSON agent's step; the chat agent's made from its model on first use
+    assert "output_schema" in vars(agents.JsonAgentStep)
+    assert "output_schema" not in vars(agents.AgentStep)
+    for sig in (agents.JsonAgentStep, agents.AgentStep):
+        sig.outputs.model_rebuild()
+        made = output_json_schema({name: info.annotation for name, info in sig.outputs.model_fields.items()})
+        assert signature_output_schema(sig) == made
+    assert vars(agents.AgentStep)["output_schema"] == made
     assert "(1) lookup_order(order_id: str) -> Order: Fetch an order" in agents.AgentStep.instructions
     assert "(3) finish(): call it when" in agents.AgentStep.instructions

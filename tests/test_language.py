@@ -26,6 +26,7 @@ from sigforge.runtime.adapters.types import (
     _model_schema,
     annotation_name,
     output_json_schema,
+    signature_output_schema,
     type_note,
 )
 
@@ -253,7 +254,7 @@ def test_every_construct_generates_a_working_module(tmp_path: Path) -> None:
                 assert spec.type_name == annotation_name(info.annotation)
                 assert spec.type_note == ("" if model is sig.inputs else type_note(info.annotation))
         annotations = {n: f.annotation for n, f in sig.outputs.model_fields.items()}
-        assert sig.output_schema == output_json_schema(annotations)
+        assert signature_output_schema(sig) == output_json_schema(annotations)
 
 
 def test_schema_of_a_signature(tmp_path: Path) -> None:

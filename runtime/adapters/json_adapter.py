@@ -11,7 +11,7 @@ from ..signature import FieldSpec, Signature
 from .base import Adapter
 from .parsing import MARKERS_IN_JSON_FORMAT, split_chat, split_json
 from .prompts import JSONPrompts
-from .types import response_format
+from .types import response_format, signature_output_schema
 from .values import jsonable
 
 __all__ = ["JSONAdapter"]
@@ -32,7 +32,7 @@ class JSONAdapter(JSONPrompts, Adapter):
 
     def request_params(self, signature_cls: type[Signature]) -> dict[str, Any]:
         """``response_format``: the signature's strict schema, or JSON mode without one."""
-        return {"response_format": response_format(signature_cls.output_schema)}
+        return {"response_format": response_format(signature_output_schema(signature_cls))}
 
     def split_reply(
         self, text: str, names: frozenset[str], repairs: list[str]

@@ -19,7 +19,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal, Union, cast, get_args, get_origin
 
-from ..signature import FieldSpec
+from ..signature import FieldSpec, Signature
 
 __all__ = [
     "annotation_name",
@@ -118,8 +118,15 @@ def type_note(annotation: Any) -> str:
     if get_origin(annotation) is Literal:
         choices = "; ".join(str(arg) for arg in get_args(annotation))
         return f"must exactly match (no extra characters) one of: {choices}"
+    return _schema_note(annotation, annotation_name(annotation))
+
+
+@functools.lru_cache(maxsize=1024)
+def _schema_note(annotation: Any, name: str) -> str:
+    """:func:`type_note` of a type described by its JSON schema, made once per type (keyed
+    as :func:`_cached_type_schemas` is)."""
     # (_type_first builds new mappings and lists: the cached schema is left as it is)
-    schema = json.dumps(_type_first(_type_schemas(annotation).schema), ensure_ascii=False)
+    schema = json.dumps(_type_first(_cached_type_schemas(annotation, name).schema), ensure_ascii=False)
     return f"must adhere to the JSON schema: {schema}"
 
 
@@ -459,6 +466,21 @@ def _resolve_ref(root: dict[str, Any], ref: str) -> dict[str, Any]:
     if not isinstance(target, dict):
         raise ValueError(f"schema reference {ref!r} does not name an object")
     return target
+
+
+def signature_output_schema(signature_cls: type[Signature]) -> Mapping[str, Any]:
+    """A signature's ``output_schema``: the generated one, or, for a signature its module
+    runs only with the chat format, :func:`output_json_schema` of its outputs model, made
+    on first use and kept on the class (equal to what the compiler would have generated:
+    the compiler describes the same types)."""
+    schema: Mapping[str, Any] | None = vars(signature_cls).get("output_schema")
+    if schema is None:
+        outputs = signature_cls.outputs
+        outputs.model_rebuild()  # (forward references, e.g. of a recursive class, resolved)
+        annotations = {name: info.annotation for name, info in outputs.model_fields.items()}
+        schema = output_json_schema(annotations)
+        signature_cls.output_schema = schema
+    return schema
 
 
 def response_format(schema: Mapping[str, Any]) -> dict[str, Any]:
