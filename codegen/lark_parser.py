@@ -1,19 +1,26 @@
 """Lark's side of the parser: the grammar (``grammar/sig.lark``) built into Lark's LALR(1)
 parser, and the tables that :mod:`.parse` runs, read from it.
 
-Text that parses needs none of this: :mod:`.parse` runs its own loop over tables compiled
-from Lark's parser once and kept in the cache folder (:func:`compile_tables`). Lark itself
-is loaded only to build those tables, to parse text with a syntax error (its diagnostics
-are Lark's), and for ``sigforge fmt``.
+Text that parses needs none of this: :mod:`.parse` runs its own loop over the tables
+compiled from Lark's parser (:func:`compile_tables`), which ship with the grammar as
+``grammar/sig.tables.json``; after a change of the grammar, write them again with
+
+    python -m sigforge.codegen.lark_parser grammar/sig.tables.json
+
+(a test fails until then). Lark itself is loaded only to parse text with a syntax error
+(its diagnostics are Lark's), for ``sigforge fmt``, and to compile tables.
 """
 
 from __future__ import annotations
 
 import hashlib
 import inspect
+import json
 import re
+import sys
 from collections.abc import Iterator
 from functools import cache, partial
+from pathlib import Path
 from typing import Any
 
 import lark
@@ -27,7 +34,16 @@ from lark.parse_tree_builder import (
 )
 from lark.parsers.lalr_analysis import Reduce, Shift
 
-from .parse import BUILDER, Callback, LexerTable, ParseTables, StateLexer, grammar_text, scan
+from .parse import (
+    BUILDER,
+    Callback,
+    LexerTable,
+    ParseTables,
+    StateLexer,
+    grammar_digest,
+    grammar_text,
+    scan,
+)
 
 
 @cache
@@ -47,7 +63,7 @@ def parser() -> Lark:
     digest = hashlib.sha256(f"{grammar}{sorted(options.items())}{lark.__version__}".encode()).hexdigest()
     table: str | bool = False
     try:
-        from sigforge.runtime.cache import cache_dir
+        from sigforge.runtime.cache_dir import cache_dir
 
         folder = cache_dir()
         folder.mkdir(parents=True, exist_ok=True)
@@ -230,3 +246,23 @@ def _describe(callback: Any) -> Callback:
     ):
         return ("tree", str(callback.args[0]))
     raise UnknownInternals(f"a rule callback {callback!r}")
+
+
+def write_tables(path: Path) -> None:
+    """Write the tables of the grammar to ``path`` (JSON), with the grammar's digest and
+    the Lark version that compiled them."""
+    tables = compile_tables(parser())
+    data = {"grammar": grammar_digest(grammar_text()), "lark": lark.__version__, "tables": tables}
+    path.write_text(json.dumps(data, separators=(",", ":")) + "\n", encoding="utf-8")
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) != 1:
+        print("usage: python -m sigforge.codegen.lark_parser grammar/sig.tables.json", file=sys.stderr)
+        return 2
+    write_tables(Path(argv[0]))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))

@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import inspect
 import json
-import os
 import re
 import threading
 from collections.abc import Callable, Generator, Iterator
@@ -583,26 +582,19 @@ def _end_token() -> Token:
 
 _END = _end_token()
 
-#: the version of the tables' file layout (part of its name: a new layout is a new file)
+#: the version of the tables' layout (part of their digest: a new layout needs new tables)
 TABLES_FORMAT = 1
+#: the tables compiled from the grammar, shipped with it (see :func:`.lark_parser.main`)
+TABLES_FILE = "sig.tables.json"
 
 
-def _tables_path() -> Path | None:
-    """The tables' file in the cache folder, named by what they are made from: the grammar,
-    Lark (its version, read without importing it) and :data:`TABLES_FORMAT`; None when
-    there is no cache folder."""
-    import importlib.util
+def grammar_digest(grammar: str) -> str:
+    """What the shipped tables record of the grammar they were compiled from."""
+    return hashlib.sha256(f"{grammar}\0{TABLES_FORMAT}".encode()).hexdigest()[:32]
 
-    spec = importlib.util.find_spec("lark")
-    origin = spec.origin if spec is not None else None
-    lark_id = Path(origin).read_bytes() if origin else b""
-    digest = hashlib.sha256(grammar_text().encode() + b"\0" + lark_id + f"\0{TABLES_FORMAT}".encode())
-    try:
-        from sigforge.runtime.cache import cache_dir
 
-        return cache_dir() / f"parser-{digest.hexdigest()[:24]}.json"
-    except OSError:
-        return None
+def _tables_file() -> Path:
+    return Path(__file__).parent.parent / "grammar" / TABLES_FILE
 
 
 @cache
@@ -610,31 +602,24 @@ def _driver() -> _Driver | None:
     """The parse loop of the process (tables loaded in about a millisecond), or None:
     Lark's parser parses everything.
 
-    The tables come from the cache folder; when they are missing (the first run after an
-    install or a change of the grammar or of Lark) or unreadable, they are compiled from
-    Lark's parser and saved there (written to a temporary file, then renamed, so that a
-    concurrent run reads all of them or none)."""
-    path = _tables_path()
-    if path is not None:
-        try:
-            return _Driver(ParseTables(*json.loads(path.read_bytes())))
-        except (OSError, ValueError, TypeError, KeyError, IndexError, re.error):
-            pass  # missing or unreadable: compiled again below
+    The tables ship with the grammar (``grammar/sig.tables.json``, written by
+    ``python -m sigforge.codegen.lark_parser``), recording the digest of the grammar they
+    were compiled from. Should they not be this grammar's (an edited grammar in a working
+    copy: a test fails until they are written again) or not be readable, they are
+    compiled from Lark's parser in this process."""
+    grammar = grammar_text()
+    try:
+        shipped = json.loads(_tables_file().read_bytes())
+        if shipped["grammar"] == grammar_digest(grammar):
+            return _Driver(ParseTables(*shipped["tables"]))
+    except (OSError, ValueError, TypeError, KeyError, IndexError, re.error):
+        pass  # compiled below
     from .lark_parser import UnknownInternals, compile_tables, parser
 
     try:
-        tables = compile_tables(parser())
+        return _Driver(compile_tables(parser()))
     except UnknownInternals:
         return None
-    if path is not None:
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            partial_path = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-            partial_path.write_text(json.dumps(tables, separators=(",", ":")), encoding="utf-8")
-            os.replace(partial_path, path)
-        except OSError:
-            pass
-    return _Driver(tables)
 
 
 def _lark_parse(text: str) -> list[Any] | UnexpectedInput:

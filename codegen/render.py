@@ -28,7 +28,7 @@ def _bytecode_cache() -> jinja2.BytecodeCache | None:
     """Compiled templates in sigforge's cache folder (keyed by template source by Jinja)."""
     import jinja2
 
-    from sigforge.runtime.cache import cache_dir
+    from sigforge.runtime.cache_dir import cache_dir
 
     try:
         folder = cache_dir() / "templates"

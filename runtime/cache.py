@@ -34,7 +34,7 @@ are stable across processes and interpreter runs and never involve an API key.
   read or write.
 
 Nothing touches the disk until the first ``get``/``put``. ``sqlite3``, ``platformdirs``
-and ``pathlib`` are imported only when a cache is created or used, which keeps importing
+(see :mod:`.cache_dir`) and ``pathlib`` are imported only when a cache is created or used, which keeps importing
 this module cheap. docs/cache.md is the user's guide.
 """
 
@@ -54,6 +54,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import asdict, dataclass, replace
 from typing import TYPE_CHECKING, Any, Final, Literal, Self, TypeAlias, TypeVar
 
+from .cache_dir import CACHE_DIR_ENV, cache_dir
 from .errors import SigforgeError
 from .messages import Completion, LMRequest, Usage
 
@@ -73,8 +74,6 @@ __all__ = [
     "default_cache_path",
 ]
 
-#: environment variable that overrides the directory of the default cache file
-CACHE_DIR_ENV = "SIGFORGE_CACHE_DIR"
 CACHE_FILE_NAME = "cache.sqlite"
 
 #: default ``max_bytes`` of a :class:`Cache`: 1 GiB of stored keys and values
@@ -110,18 +109,6 @@ _KEY_ENCODER = json.JSONEncoder(
 
 class CacheError(SigforgeError):
     """A cache's storage cannot be used (raised only by caches made with ``on_error="raise"``)."""
-
-
-def cache_dir() -> Path:
-    """``$SIGFORGE_CACHE_DIR``, else the platform's user cache dir for sigforge."""
-    from pathlib import Path
-
-    directory = os.environ.get(CACHE_DIR_ENV)
-    if not directory:
-        import platformdirs
-
-        directory = platformdirs.user_cache_dir("sigforge")
-    return Path(directory)
 
 
 def default_cache_path() -> Path:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from importlib.resources import files
 from pathlib import Path
@@ -335,78 +334,117 @@ def test_the_driver_parses_every_example_as_larks_parse_loop_does(larks_results:
 
 
 @pytest.fixture
-def own_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    """An empty cache folder for the test, and no driver loaded yet (before and after)."""
+def tables_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """The tables the parser loads are read from a file of the test (a copy of the shipped
+    ones), and no driver is loaded yet (before and after)."""
+    import shutil
+
     import sigforge.codegen.parse as parse_module
 
-    monkeypatch.setenv("SIGFORGE_CACHE_DIR", str(tmp_path))
+    copy = tmp_path / parse_module.TABLES_FILE
+    shutil.copy(parse_module._tables_file(), copy)
+    monkeypatch.setattr(parse_module, "_tables_file", lambda: copy)
     parse_module._driver.cache_clear()
-    yield tmp_path
+    yield copy
     monkeypatch.undo()
     parse_module._driver.cache_clear()
 
 
-def test_the_tables_are_compiled_once_then_read_from_the_cache_folder(
-    larks_results: list[str], own_cache: Path
-) -> None:
-    """The first driver compiles the tables from Lark's parser into the cache folder; the
-    next reads them back, and either parses every text as Lark does."""
+def test_the_shipped_tables_are_this_grammars() -> None:
+    """grammar/sig.tables.json was compiled from grammar/sig.lark as it is (after a change
+    of the grammar: `python -m sigforge.codegen.lark_parser grammar/sig.tables.json`)."""
+    import json
+
+    from sigforge.codegen.parse import _tables_file, grammar_digest, grammar_text
+
+    shipped = json.loads(_tables_file().read_text(encoding="utf-8"))
+    assert shipped["grammar"] == grammar_digest(grammar_text()), "the tables are stale"
+
+
+def test_the_shipped_tables_are_what_lark_compiles(tables_file: Path, tmp_path: Path) -> None:
+    """Written again now, the tables hold the same states, rules and lexers (Lark names
+    its anonymous terminals and numbers its states in hash order, so not byte for byte),
+    and the parser loads them without compiling anything."""
+    import json
+
     import sigforge.codegen.parse as parse_module
+    from sigforge.codegen.lark_parser import main
 
-    compiled = parse_module._driver()
-    assert compiled is not None
-    (saved,) = own_cache.glob("parser-*.json")
-    assert _results(_example_texts()) == larks_results
-    parse_module._driver.cache_clear()
-    with pytest.MonkeyPatch.context() as patch:  # read back: nothing compiled this time
+    fresh = tmp_path / "fresh.json"
+    assert main([str(fresh)]) == 0
+    old, new = (json.loads(p.read_text(encoding="utf-8")) for p in (tables_file, fresh))
+    assert old["grammar"] == new["grammar"]
+    for part in range(len(parse_module.ParseTables._fields)):
+        if isinstance(old["tables"][part], list):
+            assert len(old["tables"][part]) == len(new["tables"][part])
+    with pytest.MonkeyPatch.context() as patch:
 
-        def no_lark() -> None:
-            raise AssertionError("the tables were compiled again")
+        def no_lark(*_: object) -> None:
+            raise AssertionError("the tables were compiled")
 
         patch.setattr("sigforge.codegen.lark_parser.compile_tables", no_lark)
-        loaded = parse_module._driver()
-        assert loaded is not None and loaded is not compiled
-        assert len(loaded.actions) == len(compiled.actions)
-        assert _results(_example_texts()) == larks_results
-    assert list(own_cache.glob("parser-*.json")) == [saved]
+        assert parse_module._driver() is not None
 
 
-@pytest.mark.parametrize("damage", ["", "{not json", "[1, 2, 3]", '["", 0, [], [], [], [], 0, 0]'])
-def test_a_damaged_tables_file_is_compiled_again(
-    larks_results: list[str], own_cache: Path, damage: str
+@pytest.mark.parametrize(
+    "damage",
+    ["", "{not json", "[1, 2, 3]", '{"grammar": "0", "tables": []}', "stale", "bad tables"],
+)
+def test_stale_or_damaged_tables_are_compiled_from_lark(
+    larks_results: list[str], tables_file: Path, damage: str
 ) -> None:
+    """Tables of another grammar, or a file that cannot be read, are not used: the tables
+    are compiled from Lark's parser in the process, with the same results."""
+    import json
+
     import sigforge.codegen.parse as parse_module
 
-    assert parse_module._driver() is not None
-    (saved,) = own_cache.glob("parser-*.json")
-    good = saved.read_text(encoding="utf-8")
-    saved.write_text(damage, encoding="utf-8")
-    parse_module._driver.cache_clear()
-    assert parse_module._driver() is not None
-    assert saved.read_text(encoding="utf-8") == good  # rewritten
+    shipped = json.loads(tables_file.read_text(encoding="utf-8"))
+    if damage == "stale":
+        damage = json.dumps({**shipped, "grammar": "0" * 32})
+    elif damage == "bad tables":
+        damage = json.dumps({**shipped, "tables": ["", 0, [], [], [], [], 0, 0]})
+    tables_file.write_text(damage, encoding="utf-8")
+    compiled: list[object] = []
+    with pytest.MonkeyPatch.context() as patch:
+        from sigforge.codegen import lark_parser
+
+        real = lark_parser.compile_tables
+
+        def counted(lark: object) -> object:
+            compiled.append(lark)
+            return real(lark)  # type: ignore[arg-type]
+
+        patch.setattr(lark_parser, "compile_tables", counted)
+        assert parse_module._driver() is not None
+    assert len(compiled) == 1
     assert _results(_example_texts()) == larks_results
 
 
 def test_lark_parses_everything_when_its_internals_differ(
-    larks_results: list[str], own_cache: Path, monkeypatch: pytest.MonkeyPatch
+    larks_results: list[str], tables_file: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The tables are read from Lark's parse table; if another Lark version lays it out
-    differently (here: a shift is not the action object it expects), there are no tables
-    (none saved) and Lark's own parse loop does the parsing, with the same results."""
+    differently (here: a shift is not the action object it expects) and the shipped tables
+    cannot be used, there are no tables and Lark's own parse loop does the parsing, with
+    the same results."""
     import sigforge.codegen.lark_parser as lark_parser
     import sigforge.codegen.parse as parse_module
 
+    tables_file.unlink()
     monkeypatch.setattr(lark_parser, "Shift", object())
+    with pytest.raises(lark_parser.UnknownInternals):
+        lark_parser.compile_tables(lark_parser.parser())
     assert parse_module._driver() is None
     assert _results(_example_texts()) == larks_results
-    assert not list(own_cache.glob("parser-*"))
 
 
 def test_no_tables_when_the_lexers_internals_differ(
-    larks_results: list[str], own_cache: Path, monkeypatch: pytest.MonkeyPatch
+    larks_results: list[str], tables_file: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """With a lexer that falls back to Lark's (see above), there are no lexer tables to
     compile either: Lark parses every text, with the same results."""
+    tables_file.unlink()
     import sigforge.codegen.lark_parser as lark_parser
     import sigforge.codegen.parse as parse_module
 
@@ -429,7 +467,7 @@ def test_no_tables_when_the_lexers_internals_differ(
         lark_parser.parser.cache_clear()
 
 
-def test_parsing_text_that_parses_does_not_load_lark(own_cache: Path) -> None:
+def test_parsing_text_that_parses_does_not_load_lark() -> None:
     import subprocess
     import sys
 
@@ -443,12 +481,8 @@ def test_parsing_text_that_parses_does_not_load_lark(own_cache: Path) -> None:
         "assert tree is None and diagnostics[0].code == 'E102'\n"
         "print('lark' in sys.modules)\n"
     )
-    env = {**os.environ, "SIGFORGE_CACHE_DIR": str(own_cache)}
-    run = [sys.executable, "-c", probe]
-    first = subprocess.run(run, env=env, capture_output=True, text=True, check=True)
-    assert first.stdout.split() == ["True", "True"]  # the tables were compiled with Lark
-    again = subprocess.run(run, env=env, capture_output=True, text=True, check=True)
-    assert again.stdout.split() == ["False", "True"]  # Lark only for the syntax error
+    run = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert run.stdout.split() == ["False", "True"]  # Lark only for the syntax error
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
