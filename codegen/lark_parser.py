@@ -204,7 +204,8 @@ def _compile_tables(lark_parser: Lark) -> ParseTables:
             elif action is Reduce:
                 if arg not in rules:
                     rules[arg] = len(reduces)
-                    reduces.append((len(arg.expansion), arg.origin.name, _describe(callbacks[arg])))
+                    name = arg.alias or arg.options.template_source or arg.origin.name
+                    reduces.append((len(arg.expansion), arg.origin.name, _describe(callbacks[arg], name)))
                 row[symbol] = -1 - rules[arg]  # a reduce: a negative number
             else:
                 raise UnknownInternals(f"action {action!r}")
@@ -225,26 +226,33 @@ def _compile_tables(lark_parser: Lark) -> ParseTables:
     )
 
 
-def _describe(callback: Any) -> Callback:
-    """A rule callback Lark made, as data (see :data:`.parse.Callback`)."""
+def _describe(callback: Any, name: str) -> Callback:
+    """A rule callback Lark made, as data (see :data:`.parse.Callback`); ``name``: the name
+    Lark looks the builder's method up by (the rule's alias, else its name), which is what
+    the tables record, so that they call what Lark calls (``description`` is the method
+    ``string_value`` today, but may become a method of its own)."""
     kind = type(callback)
     if kind is ChildFilterLALR:
         include = tuple((int(i), bool(expand), int(nones)) for i, expand, nones in callback.to_include)
-        return ("filter", include, int(callback.append_none), _describe(callback.node_builder))
+        return ("filter", include, int(callback.append_none), _describe(callback.node_builder, name))
     if kind is ChildFilterLALR_NoPlaceholders:
         include = tuple((int(i), bool(expand), 0) for i, expand in callback.to_include)
-        return ("filter", include, 0, _describe(callback.node_builder))
+        return ("filter", include, 0, _describe(callback.node_builder, name))
     if kind is ExpandSingleChild:
-        return ("expand1", _describe(callback.node_builder))
-    if inspect.ismethod(callback) and callback.__self__ is BUILDER:
-        return ("method", callback.__name__)
+        return ("expand1", _describe(callback.node_builder, name))
+    if (
+        inspect.ismethod(callback)
+        and callback.__self__ is BUILDER
+        and getattr(getattr(BUILDER, name, None), "__func__", None) is callback.__func__
+    ):
+        return ("method", name)
     if (
         isinstance(callback, partial)
         and callback.func is Tree
-        and len(callback.args) == 1
+        and callback.args == (name,)
         and not callback.keywords
     ):
-        return ("tree", str(callback.args[0]))
+        return ("tree", name)
     raise UnknownInternals(f"a rule callback {callback!r}")
 
 

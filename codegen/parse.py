@@ -464,9 +464,11 @@ def _callback(spec: Callback) -> Callable[[list[Any]], Any]:
     """The rule callback ``spec`` describes (see :data:`Callback`), as Lark makes it."""
     kind = spec[0]
     if kind == "method":
-        method: Callable[[list[Any]], Any] = getattr(BUILDER, spec[1])
+        method: Callable[[list[Any]], Any] = getattr(BUILDER, spec[1])  # (missing: stale tables)
         return method
     if kind == "tree":
+        if hasattr(BUILDER, spec[1]):  # the builder has a method for it now: stale tables
+            raise ValueError(f"the tables inline the rule {spec[1]!r}, which the builder builds")
         return partial(_Inlined, spec[1])
     if kind == "expand1":
         inner = _callback(spec[1])
@@ -519,21 +521,37 @@ class _Driver:
         ]
         self.start_state = int(tables.start_state)
         self.end_state = int(tables.end_state)
-        if not 0 <= self.start_state < len(self.actions):
-            raise ValueError("no start state")
+        states = len(self.actions)
+        targets = [a for row in tables.actions for a in row.values() if a >= 0]
+        targets += [self.start_state, self.end_state]
+        if not all(isinstance(t, int) and 0 <= t < states for t in targets):
+            raise ValueError("a state out of range")
+        if len(tables.lexer_of_state) != states or not all(
+            isinstance(i, int) and 0 <= i < len(tables.lexers) for i in tables.lexer_of_state
+        ):
+            raise ValueError("a state without a lexer")
+        for pattern, flags, newline_types, keywords in tables.lexers:
+            if not (isinstance(pattern, str) and isinstance(flags, int) and isinstance(keywords, dict)):
+                raise TypeError("a lexer that is not a pattern, flags, newline types and keywords")
+            if not all(isinstance(t, str) for t in [*newline_types, *keywords, *keywords.values()]):
+                raise TypeError("a lexer that is not a pattern, flags, newline types and keywords")
         self.tables = tables
         self.blanks = re.compile(f"(?:{tables.blanks})*+", tables.flags)
         #: the lexers of the states met so far, by state and by lexer
         self.states: dict[int, StateLexer] = {}
         self._lexers: dict[int, StateLexer] = {}
 
-    def _state_lexer(self, state: int) -> StateLexer:
-        """The lexer of one parser state, made on the state's first token."""
+    def _state_lexer(self, state: int) -> StateLexer | None:
+        """The lexer of one parser state, made on the state's first token (None if its
+        regex does not compile: damaged tables, and Lark lexes the text)."""
         which = self.tables.lexer_of_state[state]
         found = self._lexers.get(which)
         if found is None:
             pattern, flags, newline_types, keywords = self.tables.lexers[which]
-            regex = re.compile(f"((?:{self.tables.blanks})*+)(?:{pattern})", flags)
+            try:
+                regex = re.compile(f"((?:{self.tables.blanks})*+)(?:{pattern})", flags)
+            except (re.error, ValueError, OverflowError):
+                return None
             found = self._lexers[which] = (regex.match, frozenset(newline_types), keywords)
         self.states[state] = found
         return found
@@ -547,6 +565,14 @@ class _Driver:
     def parse(self, text: str) -> list[Any] | None:
         """The value of the ``start`` rule for ``text`` (its children), or None where Lark
         must parse it."""
+        try:
+            return self._parse(text)
+        except (KeyError, IndexError, TypeError):
+            # a goto the tables lack (damaged tables), or a rule callback's bug: Lark parses
+            # the text again, with the same callbacks (a bug is raised there as it would be)
+            return None
+
+    def _parse(self, text: str) -> list[Any] | None:
         actions, end_state = self.actions, self.end_state
         stack = [self.start_state]
         values: list[Any] = []
@@ -612,7 +638,7 @@ def _driver() -> _Driver | None:
         shipped = json.loads(_tables_file().read_bytes())
         if shipped["grammar"] == grammar_digest(grammar):
             return _Driver(ParseTables(*shipped["tables"]))
-    except (OSError, ValueError, TypeError, KeyError, IndexError, re.error):
+    except (OSError, ValueError, TypeError, KeyError, IndexError, AttributeError, re.error):
         pass  # compiled below
     from .lark_parser import UnknownInternals, compile_tables, parser
 

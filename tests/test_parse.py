@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from importlib.resources import files
 from pathlib import Path
@@ -374,9 +375,11 @@ def test_the_shipped_tables_are_what_lark_compiles(tables_file: Path, tmp_path: 
     assert main([str(fresh)]) == 0
     old, new = (json.loads(p.read_text(encoding="utf-8")) for p in (tables_file, fresh))
     assert old["grammar"] == new["grammar"]
-    for part in range(len(parse_module.ParseTables._fields)):
-        if isinstance(old["tables"][part], list):
-            assert len(old["tables"][part]) == len(new["tables"][part])
+    shipped, compiled = parse_module.ParseTables(*old["tables"]), parse_module.ParseTables(*new["tables"])
+    # the rules, each with the callback Lark makes for it, are the same
+    assert sorted(map(json.dumps, shipped.reduces)) == sorted(map(json.dumps, compiled.reduces))
+    assert len(shipped.actions) == len(compiled.actions)
+    assert len(shipped.lexers) == len(compiled.lexers)
     with pytest.MonkeyPatch.context() as patch:
 
         def no_lark(*_: object) -> None:
@@ -386,9 +389,49 @@ def test_the_shipped_tables_are_what_lark_compiles(tables_file: Path, tmp_path: 
         assert parse_module._driver() is not None
 
 
+def test_the_tables_call_what_lark_calls(
+    tables_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A rule's callback is recorded by the name Lark looks it up by (an alias such as
+    `keyword_arg`, today the same function as `option`), so a builder method of its own
+    for it is what both the tables and Lark call."""
+    import sigforge.codegen.parse as parse_module
+
+    shipped = parse_module.ParseTables(*json.loads(tables_file.read_text(encoding="utf-8"))["tables"])
+    assert any("keyword_arg" in json.dumps(spec) for _, _, spec in shipped.reduces)
+
+    def keyword_arg(self: object, children: list[object]) -> ast.Option:
+        option = parse_module._ToAst.option(self, children)  # type: ignore[arg-type]
+        return ast.Option(f"kw_{option.name}", option.value, option.span, option.name_span)
+
+    monkeypatch.setattr(parse_module._ToAst, "keyword_arg", keyword_arg)
+    lark_parser = __import__("sigforge.codegen.lark_parser", fromlist=["parser"])
+    lark_parser.parser.cache_clear()  # (Lark's callbacks are bound when it is built)
+    text = 'signature S { in q: str  out a: str }\npredictor P = predict(S, adapter="json")\n'
+    try:
+        with_tables = _results([text])
+        assert "kw_adapter" in with_tables[0]
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(parse_module, "_driver", lambda: None)
+            assert _results([text]) == with_tables
+    finally:
+        monkeypatch.undo()
+        lark_parser.parser.cache_clear()
+
+
 @pytest.mark.parametrize(
     "damage",
-    ["", "{not json", "[1, 2, 3]", '{"grammar": "0", "tables": []}', "stale", "bad tables"],
+    [
+        "",
+        "{not json",
+        "[1, 2, 3]",
+        '{"grammar": "0", "tables": []}',
+        "stale",
+        "bad tables",
+        "unknown method",
+        "lexer out of range",
+        "shift out of range",
+    ],
 )
 def test_stale_or_damaged_tables_are_compiled_from_lark(
     larks_results: list[str], tables_file: Path, damage: str
@@ -404,6 +447,18 @@ def test_stale_or_damaged_tables_are_compiled_from_lark(
         damage = json.dumps({**shipped, "grammar": "0" * 32})
     elif damage == "bad tables":
         damage = json.dumps({**shipped, "tables": ["", 0, [], [], [], [], 0, 0]})
+    elif damage == "unknown method":
+        text = json.dumps(shipped).replace('["method", "string_value"]', '["method", "no_such"]')
+        damage = text.replace('["method","string_value"]', '["method","no_such"]')
+        assert damage != json.dumps(shipped)
+    elif damage == "lexer out of range":
+        tables = list(shipped["tables"])
+        tables[3] = [len(tables[2])] * len(tables[3])
+        damage = json.dumps({**shipped, "tables": tables})
+    elif damage == "shift out of range":
+        tables = list(shipped["tables"])
+        tables[4] = [{symbol: 10_000 for symbol in row} for row in tables[4]]
+        damage = json.dumps({**shipped, "tables": tables})
     tables_file.write_text(damage, encoding="utf-8")
     compiled: list[object] = []
     with pytest.MonkeyPatch.context() as patch:
@@ -418,6 +473,24 @@ def test_stale_or_damaged_tables_are_compiled_from_lark(
         patch.setattr(lark_parser, "compile_tables", counted)
         assert parse_module._driver() is not None
     assert len(compiled) == 1
+    assert _results(_example_texts()) == larks_results
+
+
+def test_a_damaged_lexer_or_goto_hands_the_text_to_lark(
+    larks_results: list[str], tables_file: Path
+) -> None:
+    """Damage that shows only while parsing (a regex that does not compile, a goto the
+    tables lack) makes the parser's loop hand the text to Lark: never an exception."""
+    import sigforge.codegen.parse as parse_module
+
+    shipped = json.loads(tables_file.read_text(encoding="utf-8"))
+    tables = list(shipped["tables"])
+    tables[2] = [["(", flags, newlines, keywords] for _, flags, newlines, keywords in tables[2]]
+    tables[4] = [{s: a for s, a in row.items() if s != "field"} for row in tables[4]]
+    tables_file.write_text(json.dumps({**shipped, "tables": tables}), encoding="utf-8")
+    driver = parse_module._driver()
+    assert driver is not None  # (these pass the checks made on loading)
+    assert driver.parse(FULL) is None
     assert _results(_example_texts()) == larks_results
 
 
