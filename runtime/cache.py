@@ -34,8 +34,8 @@ are stable across processes and interpreter runs and never involve an API key.
   read or write.
 
 Nothing touches the disk until the first ``get``/``put``. ``sqlite3``, ``platformdirs``
-(see :mod:`.cache_dir`) and ``pathlib`` are imported only when a cache is created or used, which keeps importing
-this module cheap. docs/cache.md is the user's guide.
+(see :mod:`.cache_dir`) and ``pathlib`` are imported only when a cache is created or
+used, which keeps importing this module cheap. docs/cache.md is the user's guide.
 """
 
 from __future__ import annotations
