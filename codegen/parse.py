@@ -30,9 +30,13 @@ _TERMINAL_WORDS = {
 }
 
 
+#: the package ``sigforge.grammar``: the grammar and the tables compiled from it
+GRAMMAR_DIR = Path(__file__).parent.parent / "grammar"
+
+
 def grammar_text() -> str:
     """The grammar, ``grammar/sig.lark``."""
-    return (Path(__file__).parent.parent / "grammar" / "sig.lark").read_text(encoding="utf-8")
+    return (GRAMMAR_DIR / "sig.lark").read_text(encoding="utf-8")
 
 
 class Token(str):
@@ -70,7 +74,8 @@ Callback = tuple[Any, ...]
 
 class ParseTables(NamedTuple):
     """What the parser's own loop runs, compiled from Lark's parser (see
-    :func:`.lark_parser.compile_tables`) and kept in the cache folder as JSON."""
+    :func:`.lark_parser.compile_tables`) and shipped with the grammar as JSON
+    (``grammar/sig.tables.json``)."""
 
     #: the regex of the ignored whitespace and comments, and the grammar's regex flags
     blanks: str
@@ -510,8 +515,8 @@ class _Driver:
     """
 
     def __init__(self, tables: ParseTables) -> None:
-        """Raises (KeyError, IndexError, TypeError, ValueError, re.error) on tables that are
-        not well formed."""
+        """Raises (KeyError, IndexError, TypeError, ValueError, AttributeError, re.error) on
+        tables that are not well formed or do not fit the builder."""
         reduces = [(int(size), str(origin), _callback(spec)) for size, origin, spec in tables.reduces]
         #: per state (they are numbered from 0): terminal or nonterminal -> a shift's (or
         #: goto's) next state, or a reduce action
@@ -531,9 +536,8 @@ class _Driver:
         ):
             raise ValueError("a state without a lexer")
         for pattern, flags, newline_types, keywords in tables.lexers:
-            if not (isinstance(pattern, str) and isinstance(flags, int) and isinstance(keywords, dict)):
-                raise TypeError("a lexer that is not a pattern, flags, newline types and keywords")
-            if not all(isinstance(t, str) for t in [*newline_types, *keywords, *keywords.values()]):
+            names = [*newline_types, *keywords, *keywords.values()]
+            if not (isinstance(pattern, str) and isinstance(flags, int) and all(isinstance(n, str) for n in names)):
                 raise TypeError("a lexer that is not a pattern, flags, newline types and keywords")
         self.tables = tables
         self.blanks = re.compile(f"(?:{tables.blanks})*+", tables.flags)
@@ -620,7 +624,7 @@ def grammar_digest(grammar: str) -> str:
 
 
 def _tables_file() -> Path:
-    return Path(__file__).parent.parent / "grammar" / TABLES_FILE
+    return GRAMMAR_DIR / TABLES_FILE
 
 
 @cache
